@@ -1,0 +1,3 @@
+"""Farpoint: from data to the farthest edge."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pydantic models of the HTTP API, shared by the server, the SDK and the console."""

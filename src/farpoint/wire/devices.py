@@ -1,0 +1,144 @@
+"""Enrollment, devices, fleets and rollouts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from farpoint.wire.common import Name, WireModel
+
+__all__ = [
+    "DesiredModel",
+    "DesiredState",
+    "DeviceModelStatus",
+    "DeviceOut",
+    "DeviceStatusReport",
+    "EnrollRequest",
+    "EnrollResponse",
+    "EnrollmentTokenCreate",
+    "EnrollmentTokenCreated",
+    "FleetCreate",
+    "FleetOut",
+    "RolloutCreate",
+    "RolloutDevice",
+    "RolloutOut",
+]
+
+DevicePhase = Literal[
+    "pending", "downloading", "verifying", "installing", "active", "failed", "rolled_back"
+]
+
+
+class EnrollmentTokenCreate(WireModel):
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels every device enrolled with this token receives."""
+    expires_in_s: int = Field(default=24 * 3600, gt=0, le=30 * 24 * 3600)
+
+
+class EnrollmentTokenCreated(WireModel):
+    id: int
+    token: str
+    """`fpe1.<secret>.<hex of the server key id>`: single use; names the key to trust."""
+    labels: dict[str, str]
+    expires_at: datetime
+    server_key_id: str
+
+
+class EnrollRequest(WireModel):
+    token: str
+    name: Name
+    public_key_pem: str = Field(max_length=4096)
+    labels: dict[str, str] = Field(default_factory=dict)
+    hardware: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnrollResponse(WireModel):
+    device_id: str
+    server_public_key_pem: str
+    server_key_id: str
+    labels: dict[str, str]
+
+
+class DeviceModelStatus(WireModel):
+    model: str
+    release_id: int | None
+    phase: DevicePhase
+    error: str | None = None
+    updated_at: datetime | None = None
+
+
+class DeviceOut(WireModel):
+    id: str
+    name: str
+    labels: dict[str, str]
+    hardware: dict[str, Any]
+    key_id: str
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    online: bool
+    models: list[DeviceModelStatus]
+    heartbeat: dict[str, Any]
+
+
+class DesiredModel(WireModel):
+    model: str
+    release_id: int
+    manifest_digest: str
+    model_digest: str
+    fleet: str
+
+
+class DesiredState(WireModel):
+    device_id: str
+    etag: str
+    models: list[DesiredModel]
+
+
+class DeviceStatusReport(WireModel):
+    models: list[DeviceModelStatus] = Field(default_factory=list)
+    heartbeat: dict[str, Any] = Field(default_factory=dict)
+    """Uptime, resource use, inference counts and latency."""
+
+
+class FleetCreate(WireModel):
+    name: Name
+    selector: dict[str, str] = Field(default_factory=dict)
+    """Label equality selector; empty selects every device."""
+
+
+class FleetOut(WireModel):
+    name: str
+    selector: dict[str, str]
+    desired_release_id: int | None
+    device_count: int
+    created_at: datetime
+
+
+class RolloutCreate(WireModel):
+    fleet: str
+    release_id: int
+    strategy: Literal["all-at-once"] = "all-at-once"
+
+
+class RolloutDevice(WireModel):
+    device_id: str
+    device_name: str
+    phase: DevicePhase
+    error: str | None
+
+
+class RolloutOut(WireModel):
+    id: int
+    fleet: str
+    model: str
+    from_release_id: int | None
+    to_release_id: int
+    strategy: str
+    state: Literal["pending", "running", "succeeded", "failed", "aborted"]
+    progress: dict[str, int]
+    devices: list[RolloutDevice]
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
