@@ -23,7 +23,20 @@ def main(argv: list[str] | None = None) -> None:
             "Install them with: pip install 'farpoint[client]'\n"
         )
         raise SystemExit(2) from exc
+    if _server_extra_installed():
+        from farpoint.examples.demo import register as register_demo
+        from farpoint.server.cli import register
+
+        register(app)
+        register_demo(app)
     app(args=args, prog_name="farpoint")
+
+
+def _server_extra_installed() -> bool:
+    """The server commands exist only where `farpoint[server]` is installed."""
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in ("fastapi", "sqlalchemy", "uvicorn"))
 
 
 if __name__ == "__main__":

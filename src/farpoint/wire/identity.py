@@ -9,7 +9,16 @@ from pydantic import Field
 
 from farpoint.wire.common import Name, Role, WireModel
 
-__all__ = ["Me", "TeamCreate", "TeamOut", "TokenCreate", "TokenCreated", "TokenOut", "UserCreate", "UserOut"]
+__all__ = [
+    "Me",
+    "TeamCreate",
+    "TeamOut",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenOut",
+    "UserCreate",
+    "UserOut",
+]
 
 
 class TeamCreate(WireModel):

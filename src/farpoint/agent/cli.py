@@ -1,0 +1,112 @@
+"""`farpoint agent enroll` and `farpoint agent run` (argparse: no client extras needed)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from .client import LinkDown, ServerError
+from .enroll import EnrollError, enroll, parse_labels
+from .payloads import PayloadError
+from .state import StateError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="farpoint agent", description="The Farpoint device agent."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("enroll", help="enroll this device with a control plane")
+    e.add_argument("--server", required=True, help="control plane URL, e.g. http://host:8000")
+    e.add_argument("--token", required=True, help="enrollment token fpe1.<secret>.<hex>")
+    e.add_argument("--state-dir", required=True, type=Path, help="where the agent keeps state")
+    e.add_argument("--name", required=True, help="device name (lowercase, digits, . _ -)")
+    e.add_argument(
+        "--label", action="append", default=[], metavar="K=V", help="device label (repeatable)"
+    )
+
+    r = sub.add_parser("run", help="sync, install and serve the desired releases")
+    r.add_argument("--state-dir", required=True, type=Path)
+    r.add_argument("--host", default="127.0.0.1", help="local API address (default 127.0.0.1)")
+    r.add_argument("--port", type=int, default=0, help="local API port (0: any free port)")
+    r.add_argument("--port-file", type=Path, help="write the bound local API port here")
+    r.add_argument("--poll-wait", type=int, default=30, help="long-poll hold in seconds (max 60)")
+    r.add_argument("--heartbeat-s", type=float, default=10.0, help="heartbeat period")
+    r.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    r.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    try:
+        identity = enroll(
+            args.server, args.token, args.state_dir, args.name, parse_labels(args.label)
+        )
+    except ServerError as exc:
+        print(
+            f"farpoint agent enroll: refused by the server ({exc.status}): {exc.detail}",
+            file=sys.stderr,
+        )
+        return 1
+    except (EnrollError, LinkDown, PayloadError, StateError, OSError) as exc:
+        print(f"farpoint agent enroll: {exc}", file=sys.stderr)
+        return 1
+    print(identity.device_id)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from .loop import Agent
+
+    try:
+        agent = Agent(
+            args.state_dir,
+            host=args.host,
+            port=args.port,
+            port_file=args.port_file,
+            poll_wait_s=args.poll_wait,
+            heartbeat_s=args.heartbeat_s,
+            parent_pid=args.parent_pid,
+        )
+    except StateError as exc:
+        print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"farpoint agent run: {exc}", file=sys.stderr)
+        return 1
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        agent.start()
+    except OSError as exc:
+        print(f"farpoint agent run: {exc}", file=sys.stderr)
+        return 1
+    # wake now and then: a signal handler runs only between bytecodes of the main thread
+    while not agent.wait(1.0):
+        pass
+    agent.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `farpoint agent`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "enroll":
+        return _enroll(args)
+    return _run(args)

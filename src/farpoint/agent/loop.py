@@ -1,0 +1,327 @@
+"""The agent's loop: sync the desired state, apply each new release, report, serve."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .client import DeviceClient, LinkDown, ServerError
+from .local_api import LocalApi
+from .payloads import DesiredModel, DesiredState, DeviceStatusReport, PayloadError, Phase
+from .registry import Registry
+from .runtime import SelfTestFailed, execution_providers, load_model
+from .slots import (
+    ReleaseRejected,
+    check_desired,
+    fetch_blob,
+    inactive_slot,
+    install,
+    verify_installed,
+    verify_manifest,
+)
+from .state import (
+    CurrentRelease,
+    StateError,
+    atomic_write,
+    load_current,
+    load_identity,
+    save_current,
+)
+from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, rss_bytes
+
+__all__ = ["Agent", "Backoff"]
+
+log = logging.getLogger("farpoint.agent")
+MAX_BACKOFF_S = 30.0
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped (AWS architecture blog's variant)."""
+
+    def __init__(self, base_s: float = 0.5, cap_s: float = MAX_BACKOFF_S) -> None:
+        self._base, self._cap, self._attempt = base_s, cap_s, 0
+
+    def next(self) -> float:
+        ceiling = min(self._cap, self._base * (2**self._attempt))
+        self._attempt = min(self._attempt + 1, 16)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Agent:
+    """One device agent over one state directory; `start` returns once it serves."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        port_file: Path | None = None,
+        poll_wait_s: int = 30,
+        heartbeat_s: float = 10.0,
+        parent_pid: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state_dir = state_dir
+        self.identity, key = load_identity(state_dir)
+        self._server_key = self.identity.server_key()
+        self.client = DeviceClient(self.identity.server_url, self.identity.device_id, key, clock)
+        self.registry = Registry()
+        self.stats = InferenceStats()
+        self._api = LocalApi(self.registry, self.stats, host, port)
+        self._port_file = port_file
+        self._poll_wait_s = max(0, min(60, poll_wait_s))
+        self._heartbeat_s = heartbeat_s
+        self._parent_pid = parent_pid
+        self._stop = threading.Event()
+        self._report_lock = threading.Lock()
+        self._cpu = CpuMeter()
+        self._started = time.monotonic()
+        self._etag: str | None = None
+        self._desired: DesiredState | None = None
+        self._failed: set[tuple[str, int]] = set()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def port(self) -> int:
+        return self._api.port
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # lifecycle
+
+    def start(self) -> None:
+        self.load_installed()
+        self._api.start()
+        if self._port_file is not None:
+            atomic_write(self._port_file, f"{self.port}\n".encode())
+        for name, target in (("sync", self._sync_forever), ("heartbeat", self._heartbeat_forever)):
+            t = threading.Thread(target=target, name=f"farpoint-agent-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self._parent_pid is not None:
+            t = threading.Thread(
+                target=self._watch_parent, name="farpoint-agent-parent", daemon=True
+            )
+            t.start()
+        log.info("agent %s serving on port %d", self.identity.device_id, self.port)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._stop.wait(timeout_s)
+
+    def close(self) -> None:
+        """Stop and release the port; the sync thread may still be inside a long poll."""
+        self._stop.set()
+        self._api.stop()
+        for t in self._threads:
+            t.join(timeout=1.0)
+
+    def _watch_parent(self) -> None:
+        assert self._parent_pid is not None
+        while not self._stop.wait(0.5):
+            if not _process_alive(self._parent_pid):
+                log.info("parent process %d is gone; stopping", self._parent_pid)
+                self._stop.set()
+
+    # installed releases
+
+    def _model_dir(self, model: str) -> Path:
+        if not model or "/" in model or model.startswith("."):
+            raise ReleaseRejected(f"model name {model!r} is not usable as a directory name")
+        return self.state_dir / "models" / model
+
+    def load_installed(self) -> None:
+        """Serve each model's current slot after re-checking it; report the ones that fail."""
+        root = self.state_dir / "models"
+        if not root.is_dir():
+            return
+        for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            model, current = model_dir.name, None
+            try:
+                current = load_current(model_dir)
+                if current is None:
+                    continue
+                path, manifest = verify_installed(
+                    model_dir, current, self.identity.server_key_id, self._server_key
+                )
+                self.registry.activate(load_model(path, manifest), current)
+                log.info("serving %s release %d from %s", model, current.release_id, current.slot)
+            except (StateError, ReleaseRejected, SelfTestFailed, OSError) as exc:
+                release_id = current.release_id if current else None
+                log.error("not serving %s: %s", model, exc)
+                self.registry.set_phase(model, release_id, "failed", f"installed release: {exc}")
+
+    # sync
+
+    def _pending(self) -> list[DesiredModel]:
+        if self._desired is None:
+            return []
+        todo = []
+        for dm in self._desired["models"]:
+            active = self.registry.get(dm["model"])
+            if active is not None and (
+                active.current.release_id == dm["release_id"]
+                and active.current.manifest_digest == dm["manifest_digest"]
+            ):
+                continue
+            if (dm["model"], dm["release_id"]) in self._failed:
+                continue
+            todo.append(dm)
+        return todo
+
+    def sync_once(self, wait_s: int) -> None:
+        """One poll and the work it brings; LinkDown/ServerError propagate to the caller."""
+        desired = self.client.desired_state(self._etag, wait_s)
+        if desired is not None:
+            if desired["etag"] != self._etag:
+                self._failed.clear()  # a new desired state earns failed releases a new try
+            self._etag, self._desired = desired["etag"], desired
+        for dm in self._pending():
+            self.apply(dm)
+
+    def _sync_forever(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            wait_s = 0 if self._pending() else self._poll_wait_s
+            began = time.monotonic()
+            try:
+                self.sync_once(wait_s)
+                backoff.reset()
+                if time.monotonic() - began < 0.5 and not self._pending():
+                    self._stop.wait(0.5)  # a server that does not hold the poll is not hammered
+            except (LinkDown, ServerError, PayloadError) as exc:
+                delay = backoff.next()
+                log.warning("sync: %s; retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+            except Exception:  # the loop must outlive any one bad release
+                log.exception("sync: unexpected error")
+                self._stop.wait(backoff.next())
+
+    def apply(self, dm: DesiredModel) -> None:
+        """Download, verify, install, self-test and switch one release; report each phase."""
+        model, release_id = dm["model"], dm["release_id"]
+        try:
+            model_dir = self._model_dir(model)
+            self._phase(model, release_id, "downloading")
+            release = verify_manifest(
+                self.client.manifest_envelope(release_id),
+                self.identity.server_key_id,
+                self._server_key,
+            )
+            check_desired(release, dm)
+            blob = fetch_blob(
+                self.client,
+                self.state_dir,
+                release.manifest,
+                on_downloaded=lambda: self._phase(model, release_id, "verifying"),
+            )
+            self._phase(model, release_id, "installing")
+            serving = self.registry.get(model)
+            slot = inactive_slot(serving.current if serving else None)
+            path = install(model_dir, slot, blob, release)
+            loaded = load_model(path, release.manifest)
+            loaded.self_test()
+            current = CurrentRelease(
+                model=model,
+                slot=slot,
+                release_id=release_id,
+                manifest_digest=release.manifest_digest,
+                model_digest=release.manifest["model_digest"],
+                model_ref=release.manifest["model_ref"],
+            )
+            save_current(model_dir, current)
+            self.registry.activate(loaded, current)
+            log.info("activated %s release %d in %s", model, release_id, slot)
+            self.report()
+        except (
+            ReleaseRejected,
+            SelfTestFailed,
+            PayloadError,
+            ServerError,
+            StateError,
+            OSError,
+        ) as exc:
+            reason = str(exc)
+            self._failed.add((model, release_id))
+            log.error("release %d of %s failed: %s", release_id, model, reason)
+            self._phase(model, release_id, "failed", reason)
+
+    # status
+
+    def _phase(self, model: str, release_id: int, phase: Phase, error: str | None = None) -> None:
+        if self.registry.set_phase(model, release_id, phase, error):
+            self.report()
+
+    def heartbeat(self) -> dict[str, object]:
+        per_model = self.stats.snapshot()
+        for active in self.registry.active():
+            entry = per_model.setdefault(
+                active.current.model,
+                {
+                    "requests": 0,
+                    "inferences": 0,
+                    "errors": 0,
+                    "latency_p50_ms": None,
+                    "latency_p95_ms": None,
+                },
+            )
+            entry["release_id"] = active.current.release_id
+        return {
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "cpu_percent": self._cpu.read(),
+            "rss_bytes": rss_bytes(),
+            "disk_free_bytes": disk_free_bytes(self.state_dir),
+            "execution_providers": execution_providers(),
+            "models": per_model,
+        }
+
+    def report(self) -> bool:
+        """Send the statuses and a heartbeat; False when the server could not take it."""
+        with self._report_lock:
+            report: DeviceStatusReport = {
+                "models": self.registry.statuses(),
+                "heartbeat": self.heartbeat(),
+            }
+            try:
+                self.client.report_status(report)
+            except (LinkDown, ServerError) as exc:
+                log.warning("status report not delivered: %s", exc)
+                return False
+        return True
+
+    def _heartbeat_forever(self) -> None:
+        backoff = Backoff(base_s=self._heartbeat_s)
+        delay = 0.0
+        while not self._stop.wait(delay):
+            if self.report():
+                backoff.reset()
+                delay = self._heartbeat_s
+            else:
+                delay = max(self._heartbeat_s, backoff.next())

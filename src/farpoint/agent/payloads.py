@@ -1,0 +1,234 @@
+"""The JSON the agent exchanges with the server, as light typed structures of its own.
+
+They mirror `farpoint.wire.devices` and the release manifest in docs/api.md; the agent
+may not import pydantic, so the parsers below check shapes by hand and raise
+`PayloadError` naming the field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+__all__ = [
+    "PHASES",
+    "DesiredModel",
+    "DesiredState",
+    "DeviceModelStatus",
+    "DeviceStatusReport",
+    "EnrollRequest",
+    "EnrollResponse",
+    "Golden",
+    "Manifest",
+    "PayloadError",
+    "Phase",
+    "TensorSpec",
+    "parse_desired_state",
+    "parse_enroll_response",
+    "parse_manifest",
+]
+
+Phase = Literal[
+    "pending", "downloading", "verifying", "installing", "active", "failed", "rolled_back"
+]
+PHASES: tuple[str, ...] = (
+    "pending",
+    "downloading",
+    "verifying",
+    "installing",
+    "active",
+    "failed",
+    "rolled_back",
+)
+MANIFEST_SCHEMA = "farpoint.release-manifest/v1"
+TENSOR_DTYPES = ("float32", "float64", "int64", "int32", "string", "bool")
+
+
+class PayloadError(ValueError):
+    """A document from the server does not have the expected shape."""
+
+
+class EnrollRequest(TypedDict):
+    token: str
+    name: str
+    public_key_pem: str
+    labels: dict[str, str]
+    hardware: dict[str, Any]
+
+
+class EnrollResponse(TypedDict):
+    device_id: str
+    server_public_key_pem: str
+    server_key_id: str
+    labels: dict[str, str]
+
+
+class DesiredModel(TypedDict):
+    model: str
+    release_id: int
+    manifest_digest: str
+    model_digest: str
+    fleet: str
+
+
+class DesiredState(TypedDict):
+    device_id: str
+    etag: str
+    models: list[DesiredModel]
+
+
+class DeviceModelStatus(TypedDict):
+    model: str
+    release_id: int | None
+    phase: Phase
+    error: str | None
+
+
+class DeviceStatusReport(TypedDict):
+    models: list[DeviceModelStatus]
+    heartbeat: dict[str, Any]
+
+
+class TensorSpec(TypedDict):
+    name: str
+    dtype: str
+    shape: list[int | None]
+
+
+class Signature(TypedDict):
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+class Golden(TypedDict):
+    rows: list[dict[str, Any]]
+    labels: list[int | str]
+    probabilities: list[list[float]]
+
+
+class Manifest(TypedDict):
+    schema: str
+    release_id: int
+    model: str
+    model_version: int
+    model_ref: str
+    model_digest: str
+    model_size: int
+    signature: Signature
+    label_column: str
+    classes: list[int | str]
+    golden: Golden
+    evaluation_id: NotRequired[int]
+    created_at: NotRequired[str]
+
+
+def _field(doc: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise PayloadError(f"{where}: expected a JSON object")
+    if key not in doc:
+        raise PayloadError(f"{where}: missing field {key!r}")
+    value = doc[key]
+    # bool is an int in Python; a JSON true where a number belongs is still wrong
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise PayloadError(f"{where}: field {key!r} has the wrong type")
+    if not isinstance(value, kind):
+        raise PayloadError(f"{where}: field {key!r} has the wrong type")
+    return value
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise PayloadError(f"{where}: expected an object of strings")
+    return cast(dict[str, str], value)
+
+
+def parse_enroll_response(doc: Any) -> EnrollResponse:
+    where = "enrollment response"
+    return {
+        "device_id": _field(doc, "device_id", str, where),
+        "server_public_key_pem": _field(doc, "server_public_key_pem", str, where),
+        "server_key_id": _field(doc, "server_key_id", str, where),
+        "labels": _str_map(doc.get("labels", {}), where + " labels"),
+    }
+
+
+def parse_desired_state(doc: Any) -> DesiredState:
+    where = "desired state"
+    models: list[DesiredModel] = []
+    for i, item in enumerate(_field(doc, "models", list, where)):
+        w = f"{where} models[{i}]"
+        models.append(
+            {
+                "model": _field(item, "model", str, w),
+                "release_id": _field(item, "release_id", int, w),
+                "manifest_digest": _field(item, "manifest_digest", str, w),
+                "model_digest": _field(item, "model_digest", str, w),
+                "fleet": _field(item, "fleet", str, w) if "fleet" in item else "",
+            }
+        )
+    return {
+        "device_id": _field(doc, "device_id", str, where),
+        "etag": _field(doc, "etag", str, where),
+        "models": models,
+    }
+
+
+def _tensor_specs(value: Any, where: str) -> list[TensorSpec]:
+    if not isinstance(value, list):
+        raise PayloadError(f"{where}: expected a list")
+    specs: list[TensorSpec] = []
+    for i, item in enumerate(value):
+        w = f"{where}[{i}]"
+        dtype = _field(item, "dtype", str, w)
+        if dtype not in TENSOR_DTYPES:
+            raise PayloadError(f"{w}: unsupported dtype {dtype!r}")
+        shape = _field(item, "shape", list, w)
+        if not all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
+            raise PayloadError(f"{w}: shape must hold integers or null")
+        specs.append({"name": _field(item, "name", str, w), "dtype": dtype, "shape": shape})
+    return specs
+
+
+def parse_manifest(doc: Any) -> Manifest:
+    """Check a verified manifest payload's shape; the signature was checked before."""
+    where = "release manifest"
+    schema = _field(doc, "schema", str, where)
+    if schema != MANIFEST_SCHEMA:
+        raise PayloadError(f"{where}: unknown schema {schema!r}, expected {MANIFEST_SCHEMA!r}")
+    signature = _field(doc, "signature", dict, where)
+    golden = _field(doc, "golden", dict, where)
+    rows = _field(golden, "rows", list, where + " golden")
+    labels = _field(golden, "labels", list, where + " golden")
+    probabilities = _field(golden, "probabilities", list, where + " golden")
+    if not all(isinstance(r, dict) for r in rows):
+        raise PayloadError(f"{where}: golden rows must be objects")
+    if not (len(rows) == len(labels) == len(probabilities)):
+        raise PayloadError(f"{where}: golden rows, labels and probabilities differ in length")
+    classes = _field(doc, "classes", list, where)
+    if not all(isinstance(c, int | str) and not isinstance(c, bool) for c in classes):
+        raise PayloadError(f"{where}: classes must be integers or strings")
+    size = _field(doc, "model_size", int, where)
+    if size < 0:
+        raise PayloadError(f"{where}: model_size is negative")
+    manifest: Manifest = {
+        "schema": schema,
+        "release_id": _field(doc, "release_id", int, where),
+        "model": _field(doc, "model", str, where),
+        "model_version": _field(doc, "model_version", int, where),
+        "model_ref": _field(doc, "model_ref", str, where),
+        "model_digest": _field(doc, "model_digest", str, where),
+        "model_size": size,
+        "signature": {
+            "inputs": _tensor_specs(signature.get("inputs"), where + " signature.inputs"),
+            "outputs": _tensor_specs(signature.get("outputs"), where + " signature.outputs"),
+        },
+        "label_column": _field(doc, "label_column", str, where),
+        "classes": classes,
+        "golden": {"rows": rows, "labels": labels, "probabilities": probabilities},
+    }
+    if isinstance(doc.get("evaluation_id"), int):
+        manifest["evaluation_id"] = doc["evaluation_id"]
+    if isinstance(doc.get("created_at"), str):
+        manifest["created_at"] = doc["created_at"]
+    return manifest

@@ -1,0 +1,209 @@
+"""What the agent keeps on disk, written so that a power cut leaves either the old or
+the new file, never half of one.
+
+Layout under the state directory:
+
+    device.json              identity: device id, server URL, server key and its id
+    device-key.pem           the device's private key (0600)
+    blobs/<hex>              content-addressed cache of downloaded model files
+    models/<model>/slot-a/   model.onnx, manifest.json (signed payload), envelope.json
+    models/<model>/slot-b/
+    models/<model>/current.json   which slot is active, its release and digests
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farpoint.core import keys
+
+__all__ = [
+    "CurrentRelease",
+    "DeviceIdentity",
+    "StateError",
+    "atomic_write",
+    "fsync_dir",
+    "hardware_profile",
+    "load_current",
+    "load_identity",
+    "save_current",
+    "save_identity",
+]
+
+DEVICE_FILE = "device.json"
+KEY_FILE = "device-key.pem"
+
+
+class StateError(Exception):
+    """The state directory is missing something or holds something unreadable."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` through a temporary file, fsync, rename, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _dump(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise StateError(f"{path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path} is unreadable: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise StateError(f"{path} does not hold a JSON object")
+    return doc
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    device_id: str
+    server_url: str
+    server_public_key_pem: str
+    server_key_id: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def server_key(self) -> keys.PublicKey:
+        return keys.load_public_key(self.server_public_key_pem)
+
+
+def save_identity(state_dir: Path, identity: DeviceIdentity, key: keys.PrivateKey) -> None:
+    """Store the key first, then device.json: device.json present means enrolled."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(state_dir / KEY_FILE, keys.private_key_pem(key), mode=0o600)
+    doc = {
+        "device_id": identity.device_id,
+        "server_url": identity.server_url,
+        "server_public_key_pem": identity.server_public_key_pem,
+        "server_key_id": identity.server_key_id,
+        "name": identity.name,
+        "labels": identity.labels,
+    }
+    atomic_write(state_dir / DEVICE_FILE, _dump(doc))
+
+
+def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
+    doc = _read_json(state_dir / DEVICE_FILE)
+    try:
+        identity = DeviceIdentity(
+            device_id=str(doc["device_id"]),
+            server_url=str(doc["server_url"]),
+            server_public_key_pem=str(doc["server_public_key_pem"]),
+            server_key_id=str(doc["server_key_id"]),
+            name=str(doc["name"]),
+            labels={str(k): str(v) for k, v in dict(doc.get("labels", {})).items()},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"{state_dir / DEVICE_FILE} is incomplete: {exc}") from exc
+    try:
+        key = keys.load_private_key((state_dir / KEY_FILE).read_bytes())
+    except (OSError, ValueError, Exception) as exc:
+        raise StateError(f"{state_dir / KEY_FILE} is unreadable: {exc}") from exc
+    if keys.key_id(identity.server_key()) != identity.server_key_id:
+        raise StateError(f"{state_dir / DEVICE_FILE}: the server key does not match its key id")
+    return identity, key
+
+
+@dataclass(frozen=True)
+class CurrentRelease:
+    """The content of models/<model>/current.json."""
+
+    model: str
+    slot: str
+    release_id: int
+    manifest_digest: str
+    model_digest: str
+    model_ref: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "slot": self.slot,
+            "release_id": self.release_id,
+            "manifest_digest": self.manifest_digest,
+            "model_digest": self.model_digest,
+            "model_ref": self.model_ref,
+        }
+
+
+def save_current(model_dir: Path, current: CurrentRelease) -> None:
+    atomic_write(model_dir / "current.json", _dump(current.to_json()))
+
+
+def load_current(model_dir: Path) -> CurrentRelease | None:
+    path = model_dir / "current.json"
+    if not path.exists():
+        return None
+    doc = _read_json(path)
+    try:
+        slot = str(doc["slot"])
+        if slot not in ("slot-a", "slot-b"):
+            raise ValueError(f"unknown slot {slot!r}")
+        return CurrentRelease(
+            model=str(doc["model"]),
+            slot=slot,
+            release_id=int(doc["release_id"]),
+            manifest_digest=str(doc["manifest_digest"]),
+            model_digest=str(doc["model_digest"]),
+            model_ref=str(doc.get("model_ref", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"{path} is incomplete: {exc}") from exc
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def hardware_profile() -> dict[str, Any]:
+    """What the device is, without importing onnxruntime (that costs ~45 MB)."""
+    from importlib import metadata
+
+    try:
+        ort_version: str | None = metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        ort_version = None
+    return {
+        "architecture": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "onnxruntime": ort_version,
+    }

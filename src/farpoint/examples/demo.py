@@ -1,0 +1,427 @@
+"""`farpoint demo`: from a CSV to a model served on simulated edge devices.
+
+Starts the control plane on the embedded default and N real agent processes on loopback,
+then walks the bedside-gateway scenario through the public HTTP API: data, training run,
+model version, evaluation gate, release, enrollment, rollout, local predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from farpoint.examples.processes import (
+    Child,
+    farpoint_command,
+    start_agent,
+    start_server,
+    stop_all,
+)
+
+__all__ = ["DemoResult", "register", "run_demo"]
+
+ROLE_USERS = {
+    "data-scientist": "dana",
+    "ai-engineer": "aiden",
+    "mlops-engineer": "mo",
+    "app-developer": "ava",
+    "it-ops": "ito",
+    "business": "bea",
+}
+MODEL = "deterioration"
+
+
+@dataclass
+class DemoResult:
+    base_url: str = ""
+    stages: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    release: int | None = None
+    model_ref: str = ""
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    lead_time_s: float = 0.0
+    max_prob_diff_vs_sklearn: float | None = None
+    rows_compared: int = 0
+
+    @property
+    def devices_serving(self) -> int:
+        return sum(1 for d in self.devices if d.get("serving_release") == self.release)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "lead_time_s": round(self.lead_time_s, 3),
+            "devices": len(self.devices),
+            "devices_serving": self.devices_serving,
+            "release": self.release,
+            "model": self.model_ref,
+            "stages_s": {k: round(v, 3) for k, v in self.stages.items()},
+            "evaluation_passed": self.evaluation.get("passed"),
+            "metrics": self.evaluation.get("metrics", {}),
+            "rows_compared_with_sklearn": self.rows_compared,
+            "max_prob_diff_vs_sklearn": self.max_prob_diff_vs_sklearn,
+            "server": self.base_url,
+        }
+
+
+class Reporter:
+    """Prints each stage with its duration (to stderr when stdout carries JSON)."""
+
+    def __init__(self, quiet_stdout: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=quiet_stdout, highlight=False, soft_wrap=True)
+
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
+    @contextmanager
+    def stage(self, result: DemoResult, name: str, title: str) -> Iterator[None]:
+        self.console.print(f"[bold cyan]▶ {title}[/]")
+        start = time.perf_counter()
+        yield
+        took = time.perf_counter() - start
+        result.stages[name] = took
+        self.console.print(f"  [green]✓[/] {title} [dim]({took:.2f} s)[/]")
+
+
+def _sdk(base_url: str, token: str) -> Any:
+    from farpoint.sdk import Client
+
+    return Client(base_url, token, timeout=120)
+
+
+def run_demo(
+    home: Path,
+    devices: int,
+    report: Reporter,
+    *,
+    keep_running: Callable[[DemoResult, list[Child]], None] | None = None,
+    sex_bias: float = 0.0,
+) -> DemoResult:
+    """Run the whole scenario; children are stopped before this returns."""
+    from farpoint.examples import vitals
+
+    _fresh_demo_dir(home)
+    result = DemoResult()
+    children: list[Child] = []
+    env = dict(os.environ)
+    env["FARPOINT_HOME"] = str(home / "server")
+    try:
+        with report.stage(result, "server", "Start the control plane (SQLite + local blobs)"):
+            admin = _admin_init(env)
+            server, base_url = start_server(home / "server", env)
+            children.append(server)
+            result.base_url = base_url
+            report.note(f"  server at {base_url}, state in {home / 'server'}")
+            admin_client = _sdk(base_url, admin)
+            admin_client.create_team("ward-analytics")
+            for role, user in ROLE_USERS.items():
+                admin_client.create_user(user, [role], teams=["ward-analytics"])
+                result.tokens[role] = admin_client.create_token(user, description="demo").token
+            result.tokens["admin"] = admin
+        ds = _sdk(base_url, result.tokens["data-scientist"])
+        mlops = _sdk(base_url, result.tokens["mlops-engineer"])
+        itops = _sdk(base_url, result.tokens["it-ops"])
+
+        lead_start = time.perf_counter()
+        with report.stage(result, "data", "Generate 20,000 rows of vital signs and register them"):
+            frame = vitals.generate(n_rows=20_000, seed=7, sex_bias=sex_bias)
+            train, holdout = vitals.split(frame, holdout_fraction=0.2, seed=7)
+            data_dir = home / "data"
+            data_dir.mkdir()
+            train.to_csv(data_dir / "vitals.csv", index=False)
+            holdout.to_csv(data_dir / "vitals-holdout.csv", index=False)
+            v_train = ds.upload_dataset(
+                "vitals", data_dir / "vitals.csv", roles=vitals.COLUMN_ROLES, team="ward-analytics"
+            )
+            v_hold = ds.upload_dataset(
+                "vitals-holdout",
+                data_dir / "vitals-holdout.csv",
+                roles=vitals.COLUMN_ROLES,
+                team="ward-analytics",
+            )
+            roles = ", ".join(f"{c}={r}" for c, r in v_train.roles.items())
+            report.note(f"  {v_train.ref}: {v_train.row_count} rows, {v_train.digest[:19]}…")
+            report.note(f"  {v_hold.ref}: {v_hold.row_count} rows (held out for evaluation)")
+            report.note(f"  column roles: {roles}")
+
+        with report.stage(result, "train", "Train on the registered data, record the run"):
+            registered = ds.load_dataset(v_train.ref)
+            started = time.perf_counter()
+            model = vitals.train_model(registered, seed=7)
+            from sklearn.metrics import roc_auc_score
+
+            train_auc = float(
+                roc_auc_score(
+                    registered[vitals.LABEL], model.predict_proba(registered[vitals.FEATURES])[:, 1]
+                )
+            )
+            run = ds.log_run(
+                name="logreg-baseline",
+                params={"estimator": "LogisticRegression", "max_iter": 1000, "seed": 7},
+                metrics={"train_roc_auc": train_auc, "fit_s": time.perf_counter() - started},
+                datasets=[v_train.ref],
+            )
+            report.note(f"  run {run.id}: train ROC AUC {train_auc:.3f}")
+
+        with report.stage(result, "register", "Convert to ONNX, check parity, register"):
+            mv = ds.register_sklearn_model(
+                MODEL,
+                model,
+                registered,
+                vitals.FEATURES,
+                run_id=run.id,
+                label_column=vitals.LABEL,
+            )
+            result.model_ref = mv.ref
+            report.note(
+                f"  {mv.ref}: {mv.size_bytes} bytes, parity max |Δp| "
+                f"{mv.parity.get('max_abs_prob_diff', float('nan')):.2e}"
+            )
+
+        with report.stage(result, "evaluate", "Evaluate on held-out data against the policy"):
+            from farpoint.ml.policy import DEFAULT_POLICY_YAML
+
+            policy = mlops.create_policy("ward-default", DEFAULT_POLICY_YAML)
+            evaluation = ds.evaluate(mv.ref, v_hold.ref, policy.ref)
+            result.evaluation = evaluation.model_dump(mode="json")
+            for gate in evaluation.gates:
+                mark = "[green]✓[/]" if gate.passed else "[red]✗[/]"
+                report.note(f"  {mark} {gate.reason}")
+            if not evaluation.passed:
+                raise DemoFailed("the model failed its evaluation gates; nothing to release")
+
+        with report.stage(result, "release", "Sign a release"):
+            release = mlops.create_release(mv.ref, evaluation_id=evaluation.id)
+            result.release = release.id
+            report.note(
+                f"  release {release.id}: manifest {release.manifest_digest[:19]}…, "
+                f"signed by {release.key_id[:19]}…"
+            )
+
+        with report.stage(result, "enroll", f"Enroll {devices} devices and start their agents"):
+            agent_dirs = _enroll_devices(itops, base_url, home / "devices", devices)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                started_agents = list(pool.map(start_agent, agent_dirs))
+            for (child, port), state_dir in zip(started_agents, agent_dirs, strict=True):
+                children.append(child)
+                child.extra["port"] = str(port)
+                child.extra["state_dir"] = str(state_dir)
+
+        with report.stage(result, "rollout", "Roll the release out to every ward"):
+            itops.create_fleet("all-wards", {"site": "general-hospital"})
+            rollout = mlops.create_rollout("all-wards", release.id)
+            final = mlops.wait_rollout(rollout.id, timeout_s=300, poll_s=0.2)
+            if final.state != "succeeded":
+                raise DemoFailed(f"rollout {final.id} ended {final.state}: {final.progress}")
+        result.lead_time_s = time.perf_counter() - lead_start
+
+        with report.stage(result, "verify", "Check every device's predictions"):
+            result.devices, diff, rows = _check_devices(
+                children, holdout, model, release.id, vitals.FEATURES
+            )
+            result.max_prob_diff_vs_sklearn = diff
+            result.rows_compared = rows
+        if keep_running is not None:
+            keep_running(result, children)
+        return result
+    finally:
+        stop_all(children)
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+_MARKER = ".farpoint-demo"
+
+
+def _fresh_demo_dir(home: Path) -> None:
+    """Start from an empty directory; only ever delete one an earlier demo made."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / _MARKER).exists():
+            raise DemoFailed(f"{home} is not empty and was not made by the demo; choose --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / _MARKER).write_text("state of `farpoint demo`; deleted by the next demo run\n")
+
+
+def _admin_init(env: dict[str, str]) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        farpoint_command("admin", "init", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise DemoFailed(f"admin init failed: {out.stderr.strip()}")
+    token: str = json.loads(out.stdout)["token"]
+    return token
+
+
+def _enroll_devices(itops: Any, base_url: str, root: Path, count: int) -> list[Path]:
+    import subprocess
+
+    from farpoint.examples.vitals import WARDS
+
+    def enroll(i: int) -> Path:
+        ward = WARDS[i % len(WARDS)]
+        token = itops.create_enrollment_token(
+            labels={"site": "general-hospital", "ward": ward}, expires_in_s=3600
+        ).token
+        state = root / f"gw-{i + 1:03d}"
+        out = subprocess.run(
+            farpoint_command(
+                "agent",
+                "enroll",
+                "--server",
+                base_url,
+                "--token",
+                token,
+                "--state-dir",
+                str(state),
+                "--name",
+                f"gw-{i + 1:03d}-{ward}",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise DemoFailed(f"enrolling device {i + 1} failed: {out.stderr.strip()}")
+        return state
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(enroll, range(count)))
+
+
+def _check_devices(
+    children: list[Child], holdout: Any, model: Any, release_id: int, features: list[str]
+) -> tuple[list[dict[str, Any]], float, int]:
+    """Ask each device for predictions on held-out rows; compare with scikit-learn."""
+    import httpx
+    import numpy as np
+
+    sample = holdout.head(200)
+    rows = json.loads(sample[features].to_json(orient="records"))
+    expected = model.predict_proba(sample[features])[:, 1]
+    worst = 0.0
+    out = []
+    for child in children:
+        if "port" not in child.extra:
+            continue
+        url = f"http://127.0.0.1:{child.extra['port']}/v1/models/{MODEL}:predict"
+        r = httpx.post(url, json={"rows": rows}, timeout=30)
+        r.raise_for_status()
+        body = r.json()
+        got = np.array([p["probabilities"]["1"] for p in body["predictions"]])
+        worst = max(worst, float(np.max(np.abs(got - expected))))
+        out.append(
+            {
+                "name": Path(child.extra["state_dir"]).name,
+                "port": int(child.extra["port"]),
+                "serving_release": body["release_id"],
+                "predict_url": url,
+            }
+        )
+    return out, worst, len(rows) * len(out)
+
+
+def _print_summary(report: Reporter, result: DemoResult) -> None:
+    c = report.console
+    c.print()
+    c.print(f"[bold]Lead time from raw data to every device serving: {result.lead_time_s:.1f} s[/]")
+    c.print(
+        f"{result.devices_serving} of {len(result.devices)} devices serve release "
+        f"{result.release} ({result.model_ref}); predictions on {result.rows_compared} "
+        f"held-out rows match scikit-learn within {result.max_prob_diff_vs_sklearn:.1e}"
+    )
+    c.print("Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items()))
+    c.print()
+    c.print(f"[bold]Console[/] {result.base_url}/console — sign in with a role's token:")
+    for role, token in result.tokens.items():
+        c.print(f"  {role:15} {result.base_url}/console/login?token={token}")
+    c.print()
+    c.print(f"API docs: {result.base_url}/api/v1/docs   CLI: export FARPOINT_URL={result.base_url}")
+    if result.devices:
+        dev = result.devices[0]
+        from farpoint.examples.vitals import FEATURES
+
+        example = {f: v for f, v in zip(FEATURES, _example_row(), strict=True)}
+        c.print()
+        c.print(f"[bold]Ask a device[/] ({dev['name']}):")
+        c.print(
+            f"  curl -s -X POST {dev['predict_url']} -H 'Content-Type: application/json' "
+            f"-d '{json.dumps({'rows': [example]})}'",
+            soft_wrap=True,
+        )
+
+
+def _example_row() -> list[Any]:
+    return [118.0, 26.0, 91.0, 38.4, 96.0, 71, "respiratory"]
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        devices: Annotated[int, typer.Option(min=1, max=500, help="Agents to start.")] = 5,
+        exit_when_done: Annotated[
+            bool, typer.Option("--exit", help="Exit when every device serves (no Ctrl-C wait).")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
+        home: Annotated[
+            Path | None,
+            typer.Option(help="Where the demo keeps its state (default: $FARPOINT_HOME/demo)."),
+        ] = None,
+    ) -> None:
+        """Run the end-to-end demo: data → model → gate → release → devices serving.
+
+        Exit codes: 0 every device serves the release; 1 a stage failed.
+        """
+        # SIGTERM stops the demo like Ctrl-C does, so its server and agents are stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
+        base = Path(os.environ.get("FARPOINT_HOME") or ".farpoint").resolve()
+        where = (home or base / "demo").resolve()
+        report = Reporter(quiet_stdout=as_json)
+        report.note(f"[bold]Farpoint demo[/]: {devices} bedside gateways, state in {where}")
+
+        def wait_for_ctrl_c(result: DemoResult, _children: list[Child]) -> None:
+            _print_summary(report, result)
+            if exit_when_done:
+                return
+            report.note("\n[bold]Running.[/] Press Ctrl-C to stop the server and the agents.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                report.note("stopping…")
+
+        try:
+            result = run_demo(where, devices, report, keep_running=wait_for_ctrl_c)
+        except Exception as exc:  # the demo reports any failure and exits 1
+            report.note(f"[red]demo failed:[/] {exc}")
+            raise typer.Exit(1) from exc
+        if as_json:
+            sys.stdout.write(json.dumps(result.summary()) + "\n")
+        if result.devices_serving != devices:
+            raise typer.Exit(1)

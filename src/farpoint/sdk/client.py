@@ -1,0 +1,237 @@
+"""The Python client of the Farpoint HTTP API (docs/api.md)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from farpoint.sdk._http import _Base, segment
+from farpoint.sdk.datasets import DatasetCalls
+from farpoint.sdk.training import TrainingCalls
+from farpoint.wire.common import Role, parse_ref
+from farpoint.wire.devices import (
+    DeviceOut,
+    EnrollmentTokenCreate,
+    EnrollmentTokenCreated,
+    FleetCreate,
+    FleetOut,
+    RolloutCreate,
+    RolloutOut,
+)
+from farpoint.wire.evaluations import EvaluationCreate, EvaluationOut, PolicyCreate, PolicyOut
+from farpoint.wire.identity import (
+    Me,
+    TeamCreate,
+    TeamOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+from farpoint.wire.releases import ReleaseCreate, ReleaseOut
+
+__all__ = ["DEFAULT_URL", "ROLLOUT_DONE", "Client"]
+
+DEFAULT_URL = "http://127.0.0.1:8750"
+ROLLOUT_DONE = frozenset({"succeeded", "failed", "aborted"})
+"""Rollout states that do not change any more."""
+
+
+def _body(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json")  # type: ignore[no-any-return]
+
+
+class Client(DatasetCalls, TrainingCalls, _Base):
+    """A Farpoint server, seen through its HTTP API.
+
+    Every call returns `farpoint.wire` models; every refusal raises the matching
+    `farpoint.core.errors` exception (`NotFound`, `Forbidden`, ...), and a server that
+    cannot be reached raises `ServerUnreachable`. Lists are followed to their end.
+    """
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Client:
+        """A client for `FARPOINT_URL` (default http://127.0.0.1:8750) with `FARPOINT_TOKEN`."""
+        return cls(
+            os.environ.get("FARPOINT_URL") or DEFAULT_URL,
+            os.environ.get("FARPOINT_TOKEN") or None,
+            **kwargs,
+        )
+
+    # -- the server and who is asking ------------------------------------------------
+    def health(self) -> dict[str, str]:
+        """`{"status": "ok", "version": ...}` when the server is up (no token needed)."""
+        answer: dict[str, str] = self._json("GET", "health")
+        return answer
+
+    def me(self) -> Me:
+        """The user and roles behind this client's token."""
+        return self._one(Me, "GET", "me")
+
+    # -- teams, users, tokens -----------------------------------------------------------
+    def create_team(self, name: str) -> TeamOut:
+        """Create a team (admin)."""
+        return self._one(TeamOut, "POST", "teams", json=_body(TeamCreate(name=name)))
+
+    def list_teams(self) -> list[TeamOut]:
+        return self._all(TeamOut, "teams")
+
+    def create_user(
+        self,
+        name: str,
+        roles: Iterable[str | Role],
+        teams: Iterable[str] = (),
+        kind: str = "person",
+        email: str | None = None,
+    ) -> UserOut:
+        """Create a person or service account holding `roles` (admin)."""
+        body = UserCreate.model_validate(
+            {"name": name, "roles": list(roles), "teams": list(teams), "kind": kind, "email": email}
+        )
+        return self._one(UserOut, "POST", "users", json=_body(body))
+
+    def list_users(self) -> list[UserOut]:
+        return self._all(UserOut, "users")
+
+    def create_token(
+        self,
+        user: str,
+        roles: Iterable[str | Role] | None = None,
+        expires_in_s: int = 30 * 24 * 3600,
+        description: str = "",
+    ) -> TokenCreated:
+        """Issue an API token for `user`; its secret is in the answer, and only there."""
+        body = TokenCreate.model_validate(
+            {
+                "user": user,
+                "roles": list(roles) if roles is not None else None,
+                "expires_in_s": expires_in_s,
+                "description": description,
+            }
+        )
+        return self._one(TokenCreated, "POST", "tokens", json=_body(body))
+
+    def list_tokens(self) -> list[TokenOut]:
+        return self._all(TokenOut, "tokens")
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token at once (admin, or the token's owner)."""
+        self._request("DELETE", f"tokens/{segment(token_id)}")
+
+    # -- policies and evaluations ---------------------------------------------------------
+    def create_policy(self, name: str, yaml_text: str) -> PolicyOut:
+        """Store the next version of policy `name` from its YAML text."""
+        body = PolicyCreate(name=name, yaml=yaml_text)
+        return self._one(PolicyOut, "POST", "policies", json=_body(body))
+
+    def list_policies(self) -> list[PolicyOut]:
+        return self._all(PolicyOut, "policies")
+
+    def get_policy(self, name: str, version: int | None = None) -> PolicyOut:
+        """Policy `name` (its latest version unless `version`, or `name@3`, says which)."""
+        if version is None and "@" in name:
+            name, version = parse_ref(name)
+        params = {"version": version} if version is not None else None
+        return self._one(PolicyOut, "GET", f"policies/{segment(name)}", params=params)
+
+    def evaluate(self, model_ref: str, dataset_ref: str, policy_ref: str) -> EvaluationOut:
+        """Evaluate a model version on a dataset version against a policy's gates.
+
+        The answer says whether every gate `passed`; a failed gate is not an exception.
+        """
+        body = EvaluationCreate(model=model_ref, dataset=dataset_ref, policy=policy_ref)
+        return self._one(EvaluationOut, "POST", "evaluations", json=_body(body))
+
+    def list_evaluations(self) -> list[EvaluationOut]:
+        return self._all(EvaluationOut, "evaluations")
+
+    def get_evaluation(self, evaluation_id: int) -> EvaluationOut:
+        return self._one(EvaluationOut, "GET", f"evaluations/{segment(evaluation_id)}")
+
+    # -- releases -------------------------------------------------------------------------
+    def create_release(self, model_ref: str, evaluation_id: int | None = None) -> ReleaseOut:
+        """Package and sign a model version that passed its evaluation."""
+        body = ReleaseCreate(model=model_ref, evaluation_id=evaluation_id)
+        return self._one(ReleaseOut, "POST", "releases", json=_body(body))
+
+    def list_releases(self) -> list[ReleaseOut]:
+        return self._all(ReleaseOut, "releases")
+
+    def get_release(self, release_id: int) -> ReleaseOut:
+        return self._one(ReleaseOut, "GET", f"releases/{segment(release_id)}")
+
+    # -- devices and fleets ---------------------------------------------------------------
+    def create_enrollment_token(
+        self, labels: Mapping[str, str] | None = None, expires_in_s: int = 24 * 3600
+    ) -> EnrollmentTokenCreated:
+        """A single-use token a device enrolls with; the device receives `labels`."""
+        body = EnrollmentTokenCreate(labels=dict(labels or {}), expires_in_s=expires_in_s)
+        return self._one(EnrollmentTokenCreated, "POST", "enrollment-tokens", json=_body(body))
+
+    def list_devices(self) -> list[DeviceOut]:
+        return self._all(DeviceOut, "devices")
+
+    def get_device(self, device_id: str) -> DeviceOut:
+        return self._one(DeviceOut, "GET", f"devices/{segment(device_id)}")
+
+    def create_fleet(self, name: str, selector: Mapping[str, str] | None = None) -> FleetOut:
+        """A fleet: every device whose labels match `selector` (all devices when empty)."""
+        body = FleetCreate(name=name, selector=dict(selector or {}))
+        return self._one(FleetOut, "POST", "fleets", json=_body(body))
+
+    def list_fleets(self) -> list[FleetOut]:
+        return self._all(FleetOut, "fleets")
+
+    def get_fleet(self, name: str) -> FleetOut:
+        return self._one(FleetOut, "GET", f"fleets/{segment(name)}")
+
+    # -- rollouts ---------------------------------------------------------------------------
+    def create_rollout(self, fleet: str, release_id: int) -> RolloutOut:
+        """Start delivering a release to every device of a fleet."""
+        body = RolloutCreate(fleet=fleet, release_id=release_id)
+        return self._one(RolloutOut, "POST", "rollouts", json=_body(body))
+
+    def list_rollouts(self) -> list[RolloutOut]:
+        return self._all(RolloutOut, "rollouts")
+
+    def get_rollout(self, rollout_id: int) -> RolloutOut:
+        return self._one(RolloutOut, "GET", f"rollouts/{segment(rollout_id)}")
+
+    def wait_rollout(
+        self,
+        rollout_id: int,
+        timeout_s: float = 300.0,
+        poll_s: float = 0.5,
+        *,
+        on_update: Callable[[RolloutOut], None] | None = None,
+    ) -> RolloutOut:
+        """Poll a rollout until it succeeded, failed or was aborted; TimeoutError otherwise.
+
+        `on_update` sees every state polled (for progress displays).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rollout = self.get_rollout(rollout_id)
+            if on_update is not None:
+                on_update(rollout)
+            if rollout.state in ROLLOUT_DONE:
+                return rollout
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"rollout {rollout_id} is still {rollout.state} after {timeout_s:g} s "
+                    f"({_progress_text(rollout)}); wait longer or inspect it with "
+                    f"`farpoint rollout show {rollout_id}`"
+                )
+            time.sleep(poll_s)
+
+
+def _progress_text(rollout: RolloutOut) -> str:
+    phases: dict[str, int] = {}
+    for device in rollout.devices:
+        phases[device.phase] = phases.get(device.phase, 0) + 1
+    if not phases:
+        return "no devices reported yet"
+    return ", ".join(f"{count} {phase}" for phase, count in sorted(phases.items()))

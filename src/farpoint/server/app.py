@@ -1,0 +1,86 @@
+"""create_app(settings): the one place that wires the control plane together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+import farpoint
+from farpoint.server import migrate
+from farpoint.server.blobs.store import BlobStore
+from farpoint.server.context import AppContext
+from farpoint.server.datasets.router import router as datasets_router
+from farpoint.server.db import Database
+from farpoint.server.devices.router import router as devices_router
+from farpoint.server.errors import install_error_handlers
+from farpoint.server.evaluations.router import router as evaluations_router
+from farpoint.server.fleets.router import router as fleets_router
+from farpoint.server.identity.router import router as identity_router
+from farpoint.server.models.router import router as models_router
+from farpoint.server.releases.router import router as releases_router
+from farpoint.server.settings import Settings
+from farpoint.server.signing import load_or_create_signing_key
+
+__all__ = ["build_api", "create_app"]
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    if settings.auto_migrate:
+        migrate.upgrade(db.engine)
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        blobs=BlobStore(settings.effective_blob_dir),
+        signing_key=load_or_create_signing_key(settings.key_dir),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ctx.notifier.bind(asyncio.get_running_loop())
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="Farpoint",
+        version=farpoint.__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    app.include_router(build_api())
+    return app
+
+
+def build_api() -> APIRouter:
+    """Every route of `/api/v1`, from each room's router."""
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": farpoint.__version__}
+
+    for router in (
+        identity_router,
+        datasets_router,
+        models_router,
+        evaluations_router,
+        releases_router,
+        devices_router,
+        fleets_router,
+    ):
+        api.include_router(router)
+    return api

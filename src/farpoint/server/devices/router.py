@@ -1,0 +1,221 @@
+"""HTTP routes for enrollment, devices and the device-signed `devices/self/*` endpoints."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from farpoint.core import digest as digests
+from farpoint.core.errors import NotFound
+from farpoint.server.auth import Principal, Requires
+from farpoint.server.context import AppContext
+from farpoint.server.deps import Ctx, DbSession
+from farpoint.server.device_auth import SignedDevice, SignedDeviceDep
+from farpoint.server.devices import repository as repo
+from farpoint.server.devices import service
+from farpoint.server.errors import problem_response
+from farpoint.server.pagination import Limit, decode_cursor, next_cursor
+from farpoint.wire.common import Page, Role
+from farpoint.wire.devices import (
+    DesiredState,
+    DeviceOut,
+    DeviceStatusReport,
+    EnrollmentTokenCreate,
+    EnrollmentTokenCreated,
+    EnrollRequest,
+    EnrollResponse,
+)
+
+router = APIRouter(tags=["devices"])
+ItOps = Annotated[Principal, Depends(Requires(Role.IT_OPS))]
+Anyone = Annotated[Principal, Depends(Requires())]
+
+_POLL_SLICE_S = 2.0
+"""Re-read the database this often while long-polling, so other replicas' changes are seen."""
+_TOUCH_EVERY_S = 15.0
+"""last_seen_at is rewritten at most this often by polls; status reports always write it."""
+
+
+def _now(ctx: AppContext) -> datetime:
+    return datetime.fromtimestamp(ctx.clock(), UTC)
+
+
+@router.post("/enrollment-tokens", status_code=201)
+def create_enrollment_token(
+    body: EnrollmentTokenCreate, p: ItOps, s: DbSession, ctx: Ctx
+) -> EnrollmentTokenCreated:
+    out = service.create_enrollment_token(s, body, p.user, ctx.signing_key_id, _now(ctx))
+    s.commit()
+    return out
+
+
+@router.post("/devices/enroll", status_code=201)
+def enroll(body: EnrollRequest, s: DbSession, ctx: Ctx) -> EnrollResponse:
+    out = service.enroll(s, body, ctx.signing_key.public_key(), _now(ctx))
+    s.commit()
+    return out
+
+
+@router.get("/devices")
+def list_devices(
+    _p: Anyone, s: DbSession, ctx: Ctx, limit: Limit = 100, cursor: str | None = None
+) -> Page[DeviceOut]:
+    rows = repo.list_devices(s, decode_cursor(cursor), limit)
+    items = service.device_outs(s, rows, _now(ctx), ctx.settings.device_online_s)
+    return Page(items=items, next_cursor=next_cursor([d.seq for d in rows], limit))
+
+
+@router.get("/devices/{device_id}")
+def get_device(device_id: str, _p: Anyone, s: DbSession, ctx: Ctx) -> DeviceOut:
+    return service.get_device(s, device_id, _now(ctx), ctx.settings.device_online_s)
+
+
+# --- signed by the device ------------------------------------------------------------
+# These open short sessions themselves instead of taking DbSession: a long-poll or a blob
+# download must not hold a database connection while it waits or streams.
+
+
+def _current_state(ctx: AppContext, device: SignedDevice, touch: bool) -> DesiredState:
+    with ctx.db.session() as s:
+        if touch:
+            repo.touch(s, device.id, _now(ctx))
+        return service.desired_state(s, device.id)
+
+
+def _etag_header(etag: str) -> dict[str, str]:
+    return {"ETag": f'"{etag}"'}
+
+
+def _unquote_etag(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+@router.get(
+    "/devices/self/desired-state",
+    response_model=DesiredState,
+    responses={304: {"description": "unchanged since the etag sent in If-None-Match"}},
+)
+async def desired_state(
+    device: SignedDeviceDep,
+    ctx: Ctx,
+    wait: Annotated[float, Query(ge=0)] = 0,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The releases this device must run; with `If-None-Match`, hold until they change."""
+    deadline = time.monotonic() + min(wait, ctx.settings.long_poll_max_s)
+    now = ctx.clock()
+    stale = device.last_seen_at is None or now - device.last_seen_at.timestamp() >= _TOUCH_EVERY_S
+    state = await run_in_threadpool(_current_state, ctx, device, stale)
+    known = _unquote_etag(if_none_match)
+    while state.etag == known:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Response(status_code=304, headers=_etag_header(state.etag))
+        await ctx.notifier.wait(min(_POLL_SLICE_S, remaining))
+        state = await run_in_threadpool(_current_state, ctx, device, False)
+    return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
+
+
+def _envelope(ctx: AppContext, device_id: str, release_id: int) -> dict[str, object]:
+    with ctx.db.session() as s:
+        return service.desired_release_envelope(s, device_id, release_id)
+
+
+@router.get("/devices/self/releases/{release_id}/manifest")
+async def release_manifest(release_id: int, device: SignedDeviceDep, ctx: Ctx) -> dict[str, Any]:
+    """The DSSE envelope of a release manifest desired for this device."""
+    return await run_in_threadpool(_envelope, ctx, device.id, release_id)
+
+
+def _check_blob(ctx: AppContext, device_id: str, digest: str) -> None:
+    with ctx.db.session() as s:
+        service.check_blob_desired(s, device_id, digest)
+
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+def _skip(chunks: Iterator[bytes], start: int, end: int) -> Iterator[bytes]:
+    """Bytes start..end (inclusive) of the stream. The prefix is still read and hashed, so a
+    corrupted blob is never served, at the cost of reading it from disk."""
+    pos = 0
+    for chunk in chunks:
+        lo, hi = pos, pos + len(chunk)
+        pos = hi
+        if hi <= start or lo > end:
+            continue
+        yield chunk[max(start - lo, 0) : min(end + 1 - lo, len(chunk))]
+
+
+@router.get(
+    "/devices/self/blobs/{digest}",
+    response_class=StreamingResponse,
+    responses={206: {"description": "the requested range (Range: bytes=N- )"}},
+)
+async def blob(
+    digest: str,
+    device: SignedDeviceDep,
+    ctx: Ctx,
+    range_: Annotated[str | None, Header(alias="range")] = None,
+) -> Response:
+    """A blob of a release desired for this device; `Range: bytes=N-` resumes a download."""
+    if not digests.is_digest(digest):
+        raise NotFound(f"{digest!r} is not a sha256:<hex> content address")
+    await run_in_threadpool(_check_blob, ctx, device.id, digest)
+    size = ctx.blobs.size(digest)
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{digest}"'}
+    media = "application/octet-stream"
+    if range_ is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(ctx.blobs.iter_verified(digest), media_type=media, headers=headers)
+    m = _RANGE.match(range_.strip())
+    start = int(m.group(1)) if m else -1
+    end = min(int(m.group(2)), size - 1) if m and m.group(2) else size - 1
+    if m is None or start >= size or end < start:
+        refused = problem_response(
+            416,
+            "Range not satisfiable",
+            f"range {range_!r} does not fit a blob of {size} bytes; send bytes=N- with N < size",
+        )
+        refused.headers["Content-Range"] = f"bytes */{size}"
+        return refused
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(
+        _skip(ctx.blobs.iter_verified(digest), start, end),
+        status_code=206,
+        media_type=media,
+        headers=headers,
+    )
+
+
+@router.post("/devices/self/status", status_code=204)
+def report_status(device: SignedDeviceDep, s: DbSession, ctx: Ctx) -> Response:
+    """Record the device's phases per model and its heartbeat; advance its rollouts."""
+    try:
+        report = DeviceStatusReport.model_validate_json(device.body or b"{}")
+    except ValidationError as exc:
+        errors = [
+            {"location": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0]
+        return problem_response(
+            422, "Invalid input", f"{first['location']}: {first['message']}", errors=errors
+        )
+    service.report_status(s, device.id, report, _now(ctx))
+    s.commit()
+    return Response(status_code=204)

@@ -1,0 +1,215 @@
+"""Enrollment, devices and what a device may fetch: the use cases."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from farpoint.core import keys
+from farpoint.core.digest import hex_of
+from farpoint.core.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
+from farpoint.server.devices import repository as repo
+from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentToken
+from farpoint.server.fleets import repository as fleets_repo
+from farpoint.server.fleets import rules
+from farpoint.server.fleets import service as fleets_service
+from farpoint.wire.devices import (
+    DesiredModel,
+    DesiredState,
+    DeviceModelStatus,
+    DeviceOut,
+    DeviceStatusReport,
+    EnrollmentTokenCreate,
+    EnrollmentTokenCreated,
+    EnrollRequest,
+    EnrollResponse,
+)
+
+_TOKEN_PREFIX = "fpe1"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_enrollment_token(
+    s: Session, body: EnrollmentTokenCreate, actor: str, server_key_id: str, now: datetime
+) -> EnrollmentTokenCreated:
+    """A single-use token; only the hash of its secret is stored."""
+    secret = secrets.token_urlsafe(32)  # no '.' in the urlsafe alphabet
+    row = EnrollmentToken(
+        secret_hash=_hash(secret),
+        labels=dict(body.labels),
+        server_key_id=server_key_id,
+        created_by=actor,
+        created_at=now,
+        expires_at=now + timedelta(seconds=body.expires_in_s),
+        used_at=None,
+        device_id=None,
+    )
+    repo.add_token(s, row)
+    s.flush()
+    return EnrollmentTokenCreated(
+        id=row.id,
+        token=f"{_TOKEN_PREFIX}.{secret}.{hex_of(server_key_id)}",
+        labels=row.labels,
+        expires_at=row.expires_at,
+        server_key_id=server_key_id,
+    )
+
+
+def _token_secret(token: str) -> str:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _TOKEN_PREFIX or not parts[1]:
+        raise Unauthorized("the enrollment token is malformed; expected fpe1.<secret>.<hex>")
+    return parts[1]
+
+
+def enroll(
+    s: Session, body: EnrollRequest, server_key: keys.PublicKey, now: datetime
+) -> EnrollResponse:
+    """Register a device under a valid token; the token is spent in the same transaction.
+
+    Labels on the token win over labels the device proposes: the operator decides.
+    """
+    secret_hash = _hash(_token_secret(body.token))
+    token = repo.token_by_hash(s, secret_hash)
+    if token is None or not hmac.compare_digest(token.secret_hash, secret_hash):
+        raise Unauthorized("the enrollment token is not valid; ask IT operations for a new one")
+    if token.used_at is not None:
+        raise Conflict("this enrollment token was already used; ask IT operations for a new one")
+    if token.expires_at <= now:
+        raise Unauthorized("the enrollment token expired; ask IT operations for a new one")
+    try:
+        public_key = keys.load_public_key(body.public_key_pem)
+    except BadRequest as exc:
+        raise ValidationFailed(f"public_key_pem: {exc.detail}") from exc
+    if repo.device_by_name(s, body.name) is not None:
+        raise Conflict(f"a device named {body.name!r} is already enrolled; pick another name")
+
+    device_id = str(uuid.uuid4())
+    # Claim first: of two enrollments racing on one token, the second finds used_at set
+    # (PostgreSQL re-checks the WHERE after the first commits; SQLite serializes writers).
+    if not repo.claim_token(s, token.id, device_id, now):
+        raise Conflict("this enrollment token was already used; ask IT operations for a new one")
+    labels = {**body.labels, **token.labels}
+    device = Device(
+        id=device_id,
+        name=body.name,
+        public_key_pem=body.public_key_pem,
+        key_id=keys.key_id(public_key),
+        labels=labels,
+        hardware=dict(body.hardware),
+        heartbeat={},
+        enrollment_token_id=token.id,
+        enrolled_at=now,
+        last_seen_at=now,
+    )
+    repo.add_device(s, device)
+    try:
+        s.flush()
+    except IntegrityError as exc:  # a concurrent enrollment took the name
+        raise Conflict(f"a device named {body.name!r} is already enrolled") from exc
+    return EnrollResponse(
+        device_id=device_id,
+        server_public_key_pem=keys.public_key_pem(server_key).decode(),
+        server_key_id=keys.key_id(server_key),
+        labels=labels,
+    )
+
+
+def device_outs(
+    s: Session, devices: Sequence[Device], now: datetime, online_s: int
+) -> list[DeviceOut]:
+    states: dict[str, list[DeviceModelStatus]] = {}
+    for st in repo.model_states(s, [d.id for d in devices]):
+        states.setdefault(st.device_id, []).append(
+            DeviceModelStatus(
+                model=st.model,
+                release_id=st.release_id,
+                phase=st.phase,
+                error=st.error,
+                updated_at=st.updated_at,
+            )
+        )
+    return [
+        DeviceOut(
+            id=d.id,
+            name=d.name,
+            labels=d.labels,
+            hardware=d.hardware,
+            key_id=d.key_id,
+            enrolled_at=d.enrolled_at,
+            last_seen_at=d.last_seen_at,
+            online=d.last_seen_at is not None
+            and (now - d.last_seen_at).total_seconds() <= online_s,
+            models=states.get(d.id, []),
+            heartbeat=d.heartbeat,
+        )
+        for d in devices
+    ]
+
+
+def get_device(s: Session, device_id: str, now: datetime, online_s: int) -> DeviceOut:
+    device = repo.device_by_id(s, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} does not exist")
+    return device_outs(s, [device], now, online_s)[0]
+
+
+def desired_state(s: Session, device_id: str) -> DesiredState:
+    """What the device must run now, per model (see `rules.desired_models`)."""
+    device = repo.device_by_id(s, device_id)
+    if device is None:
+        raise Unauthorized(f"device {device_id} is not enrolled")
+    winners = rules.desired_models(device.labels, fleets_repo.fleet_targets(s))
+    models = [rules.target_dict(t) for t in winners]
+    return DesiredState(
+        device_id=device_id,
+        etag=rules.state_etag(models),
+        models=[DesiredModel.model_validate(m) for m in models],
+    )
+
+
+def desired_release_envelope(s: Session, device_id: str, release_id: int) -> dict[str, object]:
+    """The signed manifest of a release, only if the release is desired for this device."""
+    if all(m.release_id != release_id for m in desired_state(s, device_id).models):
+        raise NotFound(f"release {release_id} is not desired for this device")
+    release = fleets_repo.release_by_id(s, release_id)
+    if release is None:  # pragma: no cover - desired state joins on releases
+        raise NotFound(f"release {release_id} does not exist")
+    return release.envelope
+
+
+def check_blob_desired(s: Session, device_id: str, digest: str) -> None:
+    if all(m.model_digest != digest for m in desired_state(s, device_id).models):
+        raise NotFound(f"blob {digest} is not part of a release desired for this device")
+
+
+def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: datetime) -> None:
+    """Store what the device runs and its heartbeat, then advance its rollouts."""
+    device = repo.device_by_id(s, device_id)
+    if device is None:
+        raise Unauthorized(f"device {device_id} is not enrolled")
+    # Writing first makes SQLite take its write lock before anything is read.
+    device.last_seen_at = now
+    device.heartbeat = dict(report.heartbeat)
+    s.flush()
+    for m in report.models:
+        row = repo.model_state(s, device_id, m.model)
+        if row is None:
+            row = DeviceModelState(device_id=device_id, model=m.model)
+            repo.add_model_state(s, row)
+        row.release_id = m.release_id
+        row.phase = m.phase
+        row.error = m.error
+        row.updated_at = now
+    s.flush()
+    fleets_service.advance_for_device(s, device_id, report.models, now)

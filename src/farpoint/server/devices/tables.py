@@ -1,0 +1,54 @@
+"""Enrollment tokens, devices and what each device last reported per model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from farpoint.server.db import Base, utcnow
+
+
+class EnrollmentToken(Base):
+    __tablename__ = "enrollment_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 hex of the token's secret; the secret itself is shown once and never stored."""
+    labels: Mapped[dict[str, Any]]
+    server_key_id: Mapped[str] = mapped_column(String(71))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    device_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    """Insertion order, for cursor pagination; the public identity is `id`."""
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(71))
+    labels: Mapped[dict[str, Any]]
+    hardware: Mapped[dict[str, Any]]
+    heartbeat: Mapped[dict[str, Any]]
+    enrollment_token_id: Mapped[int] = mapped_column(ForeignKey("enrollment_tokens.id"))
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+
+
+class DeviceModelState(Base):
+    """The phase a device last reported for one model (one row per device and model)."""
+
+    __tablename__ = "device_model_states"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    release_id: Mapped[int | None]
+    """As reported by the device; not a foreign key, a device may name a release it kept."""
+    phase: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

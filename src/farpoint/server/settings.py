@@ -1,0 +1,62 @@
+"""Server configuration from `FARPOINT_*` environment variables, read when asked."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(".farpoint").resolve())
+    database_url: str = ""
+    """Empty means the embedded default: SQLite in WAL mode under `home`."""
+    blob_dir: Path | None = None
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_model_bytes: int = 512 * 1024 * 1024
+    device_online_s: int = 90
+    """A device that has not checked in for this long is shown offline."""
+    long_poll_max_s: int = 60
+    auto_migrate: bool = True
+    """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'farpoint.db'}"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir or self.home / "blobs"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.home / "keys"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        home = Path(e.get("FARPOINT_HOME") or ".farpoint").resolve()
+        blob = e.get("FARPOINT_BLOB_DIR")
+        return cls(
+            home=home,
+            database_url=e.get("FARPOINT_DATABASE_URL", ""),
+            blob_dir=Path(blob).resolve() if blob else None,
+            max_upload_bytes=_int(e, "FARPOINT_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_model_bytes=_int(e, "FARPOINT_MAX_MODEL_BYTES", cls.max_model_bytes),
+            device_online_s=_int(e, "FARPOINT_DEVICE_ONLINE_S", cls.device_online_s),
+            long_poll_max_s=_int(e, "FARPOINT_LONG_POLL_MAX_S", cls.long_poll_max_s),
+            auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
+        )

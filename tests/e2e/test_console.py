@@ -1,0 +1,192 @@
+"""The web console in a real browser, against a real `farpoint server` process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path("/tmp/console-ds.png")
+VITALS_CSV = (
+    "patient_name,sex,age,heart_rate,spo2,deteriorated\n"
+    "Ann Lee,f,71,88,95,0\n"
+    "Bo Chen,m,64,121,89,1\n"
+    "Cy Diaz,m,58,76,98,0\n"
+    "Di Evans,f,80,110,91,1\n"
+)
+VITALS_ROLES = {
+    "patient_name": "pii",
+    "sex": "protected",
+    "age": "feature",
+    "heart_rate": "feature",
+    "spo2": "feature",
+    "deteriorated": "label",
+}
+
+
+def _farpoint(*args: str) -> list[str]:
+    return [sys.executable, "-m", "farpoint", *args]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed"
+    )
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A `farpoint server` on a free port; returns its URL and an admin token."""
+    env = dict(os.environ, FARPOINT_HOME=str(tmp_path / "home"))
+    env.pop("FARPOINT_CONSOLE_SECRET", None)
+    init = subprocess.run(
+        _farpoint("admin", "init", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr[-2000:]
+    admin_token = json.loads(init.stdout.strip().splitlines()[-1])["token"]
+
+    port_file = tmp_path / "server.port"
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            _farpoint("server", "--port", "0", "--port-file", str(port_file)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    request.addfinalizer(lambda: _stop(proc))
+
+    deadline = time.monotonic() + 90
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
+    base = f"http://127.0.0.1:{int(port_file.read_text())}"
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server never answered:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
+    return base, admin_token
+
+
+def _data_scientist_token(base: str, admin_token: str) -> str:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    user = httpx.post(
+        f"{base}/api/v1/users",
+        json={"name": "dana", "roles": ["data-scientist"]},
+        headers=admin,
+        timeout=30,
+    )
+    assert user.status_code == 201, user.text
+    token = httpx.post(f"{base}/api/v1/tokens", json={"user": "dana"}, headers=admin, timeout=30)
+    assert token.status_code == 201, token.text
+    secret: str = token.json()["token"]
+    return secret
+
+
+def test_a_data_scientist_signs_in_and_sees_datasets_with_their_column_roles(
+    browser: Any, server: tuple[str, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    base, admin_token = server
+    token = _data_scientist_token(base, admin_token)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(20_000)
+
+    # Nobody is signed in: a view sends the browser to the sign-in page.
+    page.goto(f"{base}/console/data-science")
+    expect(page).to_have_url(f"{base}/console/login")
+
+    # A token the server does not know is refused, and the page says why.
+    page.get_by_label("API token").fill("fpt_999_not-a-real-secret")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("That token is not valid:")).to_be_visible()
+    expect(page).to_have_url(f"{base}/console/login")
+
+    # The data scientist's token lands on their own view, empty for now.
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/console/data-science")
+    expect(page.get_by_text("The data scientist's view.")).to_be_visible()
+    expect(page.get_by_text("No datasets yet")).to_be_visible()
+    expect(page.get_by_text("dana", exact=True)).to_be_visible()
+
+    upload = httpx.post(
+        f"{base}/api/v1/datasets/ward-vitals/versions",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": ("vitals.csv", VITALS_CSV.encode(), "text/csv")},
+        data={"roles": json.dumps(VITALS_ROLES)},
+        timeout=60,
+    )
+    assert upload.status_code == 201, upload.text
+
+    page.reload()
+    card = page.locator(".dataset-card").filter(has_text="ward-vitals")
+    expect(card).to_be_visible()
+    expect(card.get_by_text("4 rows", exact=False)).to_be_visible()
+    expect(card.locator(".role-pii")).to_have_text(["patient_name"])
+    expect(card.locator(".role-protected")).to_have_text(["sex"])
+    expect(card.locator(".role-label")).to_have_text(["deteriorated"])
+    expect(card.locator(".role-feature")).to_have_count(3)
+    expect(page.get_by_text("No datasets yet")).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # The link the demo prints signs a fresh browser straight in.
+    fresh = browser.new_context().new_page()
+    fresh.goto(f"{base}/console/login?token={token}")
+    expect(fresh).to_have_url(f"{base}/console/data-science")
+    expect(fresh.get_by_text("ward-vitals", exact=True)).to_be_visible()
