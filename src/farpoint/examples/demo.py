@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from farpoint.examples.processes import (
     Child,
@@ -156,7 +157,7 @@ def run_demo(
             roles = ", ".join(f"{c}={r}" for c, r in v_train.roles.items())
             report.note(f"  {v_train.ref}: {v_train.row_count} rows, {v_train.digest[:19]}…")
             report.note(f"  {v_hold.ref}: {v_hold.row_count} rows (held out for evaluation)")
-            report.note(f"  column roles: {roles}")
+            report.note(f"  column roles: {escape(roles)}")
 
         with report.stage(result, "train", "Train on the registered data, record the run"):
             registered = ds.load_dataset(v_train.ref)
@@ -200,7 +201,7 @@ def run_demo(
             result.evaluation = evaluation.model_dump(mode="json")
             for gate in evaluation.gates:
                 mark = "[green]✓[/]" if gate.passed else "[red]✗[/]"
-                report.note(f"  {mark} {gate.reason}")
+                report.note(f"  {mark} {escape(gate.reason)}")
             if not evaluation.passed:
                 raise DemoFailed("the model failed its evaluation gates; nothing to release")
 
@@ -358,7 +359,11 @@ def _print_summary(report: Reporter, result: DemoResult) -> None:
     for role, token in result.tokens.items():
         c.print(f"  {role:15} {result.base_url}/console/login?token={token}")
     c.print()
-    c.print(f"API docs: {result.base_url}/api/v1/docs   CLI: export FARPOINT_URL={result.base_url}")
+    c.print(f"API docs: {result.base_url}/api/v1/docs")
+    c.print(
+        f"CLI as admin: export FARPOINT_URL={result.base_url} "
+        f"FARPOINT_TOKEN={result.tokens.get('admin', '')}; .venv/bin/farpoint device list"
+    )
     if result.devices:
         dev = result.devices[0]
         from farpoint.examples.vitals import FEATURES

@@ -31,6 +31,12 @@ def run_server(*, host: str, port: int, port_file: Path | None, console: bool) -
         tmp = port_file.with_suffix(".tmp")
         tmp.write_text(str(bound))
         os.replace(tmp, port_file)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=75)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=3,  # held long-polls must not delay a stop
+    )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
