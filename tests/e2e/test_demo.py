@@ -28,12 +28,24 @@ def test_demo_serves_the_release_on_every_device(tmp_path):
     assert summary["devices_serving"] == 2
     assert summary["release"] == 1
     assert summary["evaluation_passed"] is True
-    for stage in ("data", "train", "register", "evaluate", "release", "enroll", "rollout"):
+    for stage in (
+        "data",
+        "train",
+        "register",
+        "evaluate",
+        "attest",
+        "release",
+        "enroll",
+        "rollout",
+    ):
         assert summary["stages_s"][stage] > 0
     assert summary["lead_time_s"] > 0
     # Each device's predictions equal scikit-learn's on the same held-out rows.
     assert summary["rows_compared_with_sklearn"] == 400
     assert summary["max_prob_diff_vs_sklearn"] < 1e-5
+    # The chain from a device back to its data verifies on the client: the manifest, two
+    # dataset attestations, training, evaluation and two approvals.
+    assert summary["trace"] == {"links": 7, "signatures": 7, "verified": True}
     # People see the stages, the console links and a curl for a device.
     assert "Lead time from raw data" in out.stderr
     assert "/console/login?token=" in out.stderr

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from farpoint.cli import render
+from farpoint.cli.audit import audit_app
 from farpoint.cli.datasets import dataset_app
 from farpoint.cli.devices import device_app, fleet_app
 from farpoint.cli.identity import me, team_app, token_app, user_app
@@ -22,6 +23,8 @@ from farpoint.cli.policies import evaluate, policy_app
 from farpoint.cli.releases import release_app
 from farpoint.cli.rollouts import rollout_app
 from farpoint.cli.session import Session
+from farpoint.cli.trace import trace
+from farpoint.cli.trust import approve, attestation_app, keys_app
 from farpoint.core.errors import FarpointError
 from farpoint.sdk import Client, ServerUnreachable
 from farpoint.sdk.client import DEFAULT_URL
@@ -93,7 +96,12 @@ app.add_typer(run_app, name="run")
 app.add_typer(model_app, name="model")
 app.add_typer(policy_app, name="policy")
 app.command("evaluate")(evaluate)
+app.command("approve")(approve)
+app.command("trace")(trace)
 app.add_typer(release_app, name="release")
 app.add_typer(device_app, name="device")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(keys_app, name="keys")
+app.add_typer(attestation_app, name="attestation")
+app.add_typer(audit_app, name="audit")

@@ -42,6 +42,8 @@ ROLE_USERS = {
     "business": "bea",
 }
 MODEL = "deterioration"
+REVIEWER = "sam"
+"""A second data scientist: approvals must come from someone other than the author."""
 
 
 @dataclass
@@ -56,6 +58,9 @@ class DemoResult:
     lead_time_s: float = 0.0
     max_prob_diff_vs_sklearn: float | None = None
     rows_compared: int = 0
+    trace_links: int = 0
+    trace_signatures: int = 0
+    trace_verified: bool = False
 
     @property
     def devices_serving(self) -> int:
@@ -72,6 +77,11 @@ class DemoResult:
             "evaluation_passed": self.evaluation.get("passed"),
             "metrics": self.evaluation.get("metrics", {}),
             "rows_compared_with_sklearn": self.rows_compared,
+            "trace": {
+                "links": self.trace_links,
+                "signatures": self.trace_signatures,
+                "verified": self.trace_verified,
+            },
             "max_prob_diff_vs_sklearn": self.max_prob_diff_vs_sklearn,
             "server": self.base_url,
         }
@@ -132,10 +142,18 @@ def run_demo(
             for role, user in ROLE_USERS.items():
                 admin_client.create_user(user, [role], teams=["ward-analytics"])
                 result.tokens[role] = admin_client.create_token(user, description="demo").token
+            admin_client.create_user(REVIEWER, ["data-scientist"], teams=["ward-analytics"])
+            reviewer_token = admin_client.create_token(REVIEWER, description="demo").token
             result.tokens["admin"] = admin
         ds = _sdk(base_url, result.tokens["data-scientist"])
+        reviewer = _sdk(base_url, reviewer_token)
         mlops = _sdk(base_url, result.tokens["mlops-engineer"])
         itops = _sdk(base_url, result.tokens["it-ops"])
+        # Each person's signing key stays on "their machine": a directory of their own here.
+        signing = {
+            who: _signing_key(client, home / "keys" / who)
+            for who, client in (("dana", ds), (REVIEWER, reviewer), ("mo", mlops))
+        }
 
         lead_start = time.perf_counter()
         with report.stage(result, "data", "Generate 20,000 rows of vital signs and register them"):
@@ -205,12 +223,21 @@ def run_demo(
             if not evaluation.passed:
                 raise DemoFailed("the model failed its evaluation gates; nothing to release")
 
-        with report.stage(result, "release", "Sign a release"):
+        with report.stage(result, "attest", "Sign attestations: data, training, evaluation"):
+            for ref in (v_train.ref, v_hold.ref):
+                ds.attest_dataset(ref, signing["dana"])
+            ds.attest_training(mv.ref, signing["dana"])
+            ds.attest_evaluation(evaluation.id, signing["dana"])
+            report.note("  dana signed 4 in-toto statements with her own key (DSSE, P-256)")
+
+        with report.stage(result, "release", "Sign a release; two reviewers approve it"):
             release = mlops.create_release(mv.ref, evaluation_id=evaluation.id)
             result.release = release.id
+            reviewer.approve(release_id=release.id, role="data-scientist", key=signing[REVIEWER])
+            mlops.approve(release_id=release.id, role="mlops-engineer", key=signing["mo"])
             report.note(
                 f"  release {release.id}: manifest {release.manifest_digest[:19]}…, "
-                f"signed by {release.key_id[:19]}…"
+                f"signed by {release.key_id[:19]}…; approved by {REVIEWER} and mo"
             )
 
         with report.stage(result, "enroll", f"Enroll {devices} devices and start their agents"):
@@ -236,6 +263,18 @@ def run_demo(
             )
             result.max_prob_diff_vs_sklearn = diff
             result.rows_compared = rows
+            chain = mlops.trace_device(result.devices[0]["name"])
+            checks = mlops.verify_trace(chain)
+            result.trace_links = len(checks)
+            result.trace_signatures = sum(len(c.checks) for c in checks)
+            result.trace_verified = all(c.ok for c in checks)
+            report.note(
+                f"  trace {result.devices[0]['name']}: {result.trace_links} links, "
+                f"{result.trace_signatures} signatures, "
+                f"{'all verify' if result.trace_verified else 'NOT ALL VERIFY'}"
+            )
+            if not result.trace_verified:
+                raise DemoFailed("the chain of custody does not verify")
         if keep_running is not None:
             keep_running(result, children)
         return result
@@ -258,6 +297,16 @@ def _fresh_demo_dir(home: Path) -> None:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     (home / _MARKER).write_text("state of `farpoint demo`; deleted by the next demo run\n")
+
+
+def _signing_key(client: Any, keys_dir: Path) -> Any:
+    """Create and register a person's signing key, kept encrypted in their own directory."""
+    import secrets
+
+    client.keys_dir = keys_dir
+    key = client.create_key("demo", secrets.token_urlsafe(16))
+    client.register_key("demo")
+    return key
 
 
 def _admin_init(env: dict[str, str]) -> str:
@@ -286,7 +335,8 @@ def _enroll_devices(itops: Any, base_url: str, root: Path, count: int) -> list[P
         token = itops.create_enrollment_token(
             labels={"site": "general-hospital", "ward": ward}, expires_in_s=3600
         ).token
-        state = root / f"gw-{i + 1:03d}"
+        name = f"gw-{i + 1:03d}-{ward}"
+        state = root / name
         out = subprocess.run(
             farpoint_command(
                 "agent",
@@ -298,7 +348,7 @@ def _enroll_devices(itops: Any, base_url: str, root: Path, count: int) -> list[P
                 "--state-dir",
                 str(state),
                 "--name",
-                f"gw-{i + 1:03d}-{ward}",
+                name,
             ),
             capture_output=True,
             text=True,
@@ -354,6 +404,12 @@ def _print_summary(report: Reporter, result: DemoResult) -> None:
         f"held-out rows match scikit-learn within {result.max_prob_diff_vs_sklearn:.1e}"
     )
     c.print("Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items()))
+    if result.devices:
+        c.print(
+            f"Chain of custody from {result.devices[0]['name']} back to the raw rows: "
+            f"{result.trace_links} links, {result.trace_signatures} signatures verified here "
+            f"(see it: farpoint trace {result.devices[0]['name']})"
+        )
     c.print()
     c.print(f"[bold]Console[/] {result.base_url}/console — sign in with a role's token:")
     for role, token in result.tokens.items():

@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI
 
 import farpoint
 from farpoint.server import migrate
+from farpoint.server.attestations.router import router as attestations_router
+from farpoint.server.audit.router import router as audit_router
 from farpoint.server.blobs.store import BlobStore
 from farpoint.server.context import AppContext
 from farpoint.server.datasets.router import router as datasets_router
@@ -20,10 +22,12 @@ from farpoint.server.errors import install_error_handlers
 from farpoint.server.evaluations.router import router as evaluations_router
 from farpoint.server.fleets.router import router as fleets_router
 from farpoint.server.identity.router import router as identity_router
+from farpoint.server.keys.router import router as keys_router
 from farpoint.server.models.router import router as models_router
 from farpoint.server.releases.router import router as releases_router
 from farpoint.server.settings import Settings
 from farpoint.server.signing import load_or_create_signing_key
+from farpoint.server.trace.router import router as trace_router
 
 __all__ = ["build_api", "create_app"]
 
@@ -81,6 +85,10 @@ def build_api() -> APIRouter:
         releases_router,
         devices_router,
         fleets_router,
+        keys_router,
+        attestations_router,
+        audit_router,
+        trace_router,
     ):
         api.include_router(router)
     return api

@@ -30,6 +30,8 @@ class Settings:
     device_online_s: int = 90
     """A device that has not checked in for this long is shown offline."""
     long_poll_max_s: int = 60
+    audit_checkpoint_interval_s: int = 60
+    """The server signs the audit head at most this often (and on demand)."""
     auto_migrate: bool = True
     """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
 
@@ -58,5 +60,8 @@ class Settings:
             max_model_bytes=_int(e, "FARPOINT_MAX_MODEL_BYTES", cls.max_model_bytes),
             device_online_s=_int(e, "FARPOINT_DEVICE_ONLINE_S", cls.device_online_s),
             long_poll_max_s=_int(e, "FARPOINT_LONG_POLL_MAX_S", cls.long_poll_max_s),
+            audit_checkpoint_interval_s=_int(
+                e, "FARPOINT_AUDIT_CHECKPOINT_INTERVAL_S", cls.audit_checkpoint_interval_s
+            ),
             auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
         )

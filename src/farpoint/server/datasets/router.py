@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Response, UploadFile
 from pydantic import ValidationError
 
 from farpoint.core.errors import PayloadTooLarge, ValidationFailed
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.datasets import repository as repo
 from farpoint.server.datasets import service
@@ -85,6 +86,7 @@ def upload_version(
             team=team,
             actor=p.user,
         )
+        audit.record(s, ctx, p.user, "dataset.version.create", out.ref, dataset=out.digest)
         s.commit()
     finally:
         path.unlink(missing_ok=True)
@@ -122,9 +124,18 @@ def get_version(name: str, version: int, _p: Anyone, s: DbSession) -> DatasetVer
 
 @router.put("/datasets/{name}/versions/{version}/roles")
 def set_roles(
-    name: str, version: int, body: RolesUpdate, _p: Scientist, s: DbSession
+    name: str, version: int, body: RolesUpdate, p: Scientist, s: DbSession, ctx: Ctx
 ) -> DatasetVersionOut:
     out = service.set_roles(s, f"{name}@{version}", body.roles)
+    audit.record(
+        s,
+        ctx,
+        p.user,
+        "dataset.version.roles",
+        out.ref,
+        dataset=out.digest,
+        roles=audit.digest_of(out.roles),
+    )
     s.commit()
     return out
 

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from farpoint.core import digest as digests
 from farpoint.core.errors import NotFound
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.context import AppContext
 from farpoint.server.deps import Ctx, DbSession
@@ -53,6 +54,7 @@ def create_enrollment_token(
     body: EnrollmentTokenCreate, p: ItOps, s: DbSession, ctx: Ctx
 ) -> EnrollmentTokenCreated:
     out = service.create_enrollment_token(s, body, p.user, ctx.signing_key_id, _now(ctx))
+    audit.record(s, ctx, p.user, "enrollment-token.create", f"enrollment-token/{out.id}")
     s.commit()
     return out
 
@@ -60,6 +62,7 @@ def create_enrollment_token(
 @router.post("/devices/enroll", status_code=201)
 def enroll(body: EnrollRequest, s: DbSession, ctx: Ctx) -> EnrollResponse:
     out = service.enroll(s, body, ctx.signing_key.public_key(), _now(ctx))
+    audit.record_enrollment(s, ctx, out.device_id)
     s.commit()
     return out
 
@@ -216,6 +219,7 @@ def report_status(device: SignedDeviceDep, s: DbSession, ctx: Ctx) -> Response:
         return problem_response(
             422, "Invalid input", f"{first['location']}: {first['message']}", errors=errors
         )
+    audit.record_phase_changes(s, ctx, device.id, report)  # before: compares with stored
     service.report_status(s, device.id, report, _now(ctx))
     s.commit()
     return Response(status_code=204)

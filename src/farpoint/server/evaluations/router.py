@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from farpoint.core.errors import NotFound, ValidationFailed
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.deps import Ctx, DbSession
 from farpoint.server.evaluations import repository as repo
@@ -23,10 +24,11 @@ Evaluator = Annotated[Principal, Depends(Requires(Role.DATA_SCIENTIST, Role.MLOP
 
 
 @router.post("/policies", status_code=201)
-def create_policy(body: PolicyCreate, p: Mlops, s: DbSession) -> PolicyOut:
+def create_policy(body: PolicyCreate, p: Mlops, s: DbSession, ctx: Ctx) -> PolicyOut:
     if not re.match(NAME_PATTERN, body.name):
         raise ValidationFailed(f"policy name {body.name!r} must match {NAME_PATTERN}")
     out = service.create_policy(s, body.name, body.yaml, p.user)
+    audit.record(s, ctx, p.user, "policy.create", out.ref, policy=audit.digest_of(out.yaml))
     s.commit()
     return out
 
@@ -45,6 +47,7 @@ def get_policy(name: str, _p: Anyone, s: DbSession, version: int | None = None) 
 @router.post("/evaluations", status_code=201)
 def evaluate(body: EvaluationCreate, p: Evaluator, s: DbSession, ctx: Ctx) -> EvaluationOut:
     out = service.evaluate(s, ctx.blobs, body, p.user)
+    audit.record(s, ctx, p.user, "evaluation.create", f"evaluation/{out.id}")
     s.commit()
     return out
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.deps import Ctx, DbSession
 from farpoint.server.fleets import repository as repo
@@ -28,6 +29,7 @@ def _now(clock_value: float) -> datetime:
 @router.post("/fleets", status_code=201)
 def create_fleet(body: FleetCreate, p: FleetEditor, s: DbSession, ctx: Ctx) -> FleetOut:
     out = service.create_fleet(s, body, p.user, _now(ctx.clock()))
+    audit.record(s, ctx, p.user, "fleet.create", f"fleet/{out.name}")
     s.commit()
     return out
 
@@ -45,6 +47,14 @@ def get_fleet(name: str, _p: Anyone, s: DbSession) -> FleetOut:
 @router.post("/rollouts", status_code=201)
 def create_rollout(body: RolloutCreate, p: Mlops, s: DbSession, ctx: Ctx) -> RolloutOut:
     out = service.create_rollout(s, body, p.user, _now(ctx.clock()))
+    audit.record(
+        s,
+        ctx,
+        p.user,
+        "rollout.create",
+        f"rollout/{out.id}",
+        release=audit.release_digest(s, out.to_release_id),
+    )
     s.commit()
     # After the commit, so a woken long-poll reads the new desired state.
     ctx.notifier.changed()

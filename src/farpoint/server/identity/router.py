@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.deps import Ctx, DbSession
 from farpoint.server.identity import repository as repo
@@ -42,8 +43,9 @@ def me(p: Anyone, s: DbSession) -> Me:
 
 
 @router.post("/teams", status_code=201)
-def create_team(body: TeamCreate, _p: Admin, s: DbSession) -> TeamOut:
+def create_team(body: TeamCreate, p: Admin, s: DbSession, ctx: Ctx) -> TeamOut:
     out = service.create_team(s, body.name)
+    audit.record(s, ctx, p.user, "team.create", f"team/{out.name}")
     s.commit()
     return out
 
@@ -54,8 +56,9 @@ def list_teams(_p: Anyone, s: DbSession) -> Page[TeamOut]:
 
 
 @router.post("/users", status_code=201)
-def create_user(body: UserCreate, _p: Admin, s: DbSession) -> UserOut:
+def create_user(body: UserCreate, p: Admin, s: DbSession, ctx: Ctx) -> UserOut:
     out = service.create_user(s, body)
+    audit.record(s, ctx, p.user, "user.create", f"user/{out.name}")
     s.commit()
     return out
 
@@ -66,8 +69,9 @@ def list_users(_p: Admin, s: DbSession) -> Page[UserOut]:
 
 
 @router.post("/tokens", status_code=201)
-def create_token(body: TokenCreate, _p: Admin, s: DbSession, ctx: Ctx) -> TokenCreated:
+def create_token(body: TokenCreate, p: Admin, s: DbSession, ctx: Ctx) -> TokenCreated:
     out = service.create_token(s, body, datetime.fromtimestamp(ctx.clock(), UTC))
+    audit.record(s, ctx, p.user, "token.create", f"token/{out.id}")
     s.commit()
     return out
 
@@ -88,5 +92,6 @@ def list_tokens(
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: int, p: Anyone, s: DbSession, ctx: Ctx) -> Response:
     service.revoke_token(s, p, token_id, datetime.fromtimestamp(ctx.clock(), UTC))
+    audit.record(s, ctx, p.user, "token.revoke", f"token/{token_id}")
     s.commit()
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Response, UploadFile
 from pydantic import ValidationError
 
 from farpoint.core.errors import NotFound, ValidationFailed
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.datasets.router import spool_upload
 from farpoint.server.deps import Ctx, DbSession
@@ -35,8 +36,9 @@ NotBusiness = Annotated[
 
 
 @router.post("/runs", status_code=201)
-def create_run(body: RunCreate, p: Builder, s: DbSession) -> RunOut:
+def create_run(body: RunCreate, p: Builder, s: DbSession, ctx: Ctx) -> RunOut:
     out = service.create_run(s, body, p.user)
+    audit.record(s, ctx, p.user, "run.create", f"run/{out.id}")
     s.commit()
     return out
 
@@ -82,6 +84,7 @@ def register_version(
         out = service.register_version(
             s, ctx.blobs, name=name, onnx_file=path, meta=parsed, actor=p.user
         )
+        audit.record(s, ctx, p.user, "model.version.create", out.ref, model=out.digest)
         s.commit()
     finally:
         path.unlink(missing_ok=True)

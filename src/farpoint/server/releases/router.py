@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from farpoint.core.errors import NotFound
+from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.deps import Ctx, DbSession
 from farpoint.server.pagination import Limit, decode_cursor, next_cursor
@@ -25,6 +26,15 @@ Mlops = Annotated[Principal, Depends(Requires(Role.MLOPS_ENGINEER))]
 def create_release(body: ReleaseCreate, p: Mlops, s: DbSession, ctx: Ctx) -> ReleaseOut:
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     out = service.create_release(s, ctx.blobs, ctx.signing_key, body, p.user, now)
+    audit.record(
+        s,
+        ctx,
+        p.user,
+        "release.create",
+        f"release/{out.id}",
+        model=out.model_digest,
+        manifest=out.manifest_digest,
+    )
     s.commit()
     return out
 
