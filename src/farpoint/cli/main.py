@@ -25,6 +25,7 @@ from farpoint.cli.rollouts import rollout_app
 from farpoint.cli.session import Session
 from farpoint.cli.trace import trace
 from farpoint.cli.trust import approve, attestation_app, keys_app
+from farpoint.cli.trust_admin import trust_app
 from farpoint.core.errors import FarpointError
 from farpoint.sdk import Client, ServerUnreachable
 from farpoint.sdk.client import DEFAULT_URL
@@ -105,3 +106,4 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(keys_app, name="keys")
 app.add_typer(attestation_app, name="attestation")
 app.add_typer(audit_app, name="audit")
+app.add_typer(trust_app, name="trust")

@@ -28,6 +28,7 @@ from farpoint.server.releases.router import router as releases_router
 from farpoint.server.settings import Settings
 from farpoint.server.signing import load_or_create_signing_key
 from farpoint.server.trace.router import router as trace_router
+from farpoint.server.tuf.router import router as tuf_router
 
 __all__ = ["build_api", "create_app"]
 
@@ -89,6 +90,7 @@ def build_api() -> APIRouter:
         attestations_router,
         audit_router,
         trace_router,
+        tuf_router,
     ):
         api.include_router(router)
     return api

@@ -1,0 +1,1 @@
+"""TUF image repository and director (docs/trust-delivery.md)."""
