@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tuf_fixtures import ensure_trust
 
 from farpoint.core import dsse, keys
 from farpoint.core.digest import digest_bytes
@@ -133,10 +134,11 @@ def make_release(app: FastAPI, model: str = "vitals", blob: bytes | None = None)
             "model_digest": model_digest,
             "model_size": len(data),
             "evaluation_id": evaluation.id,
+            "author": "test",
         }
         payload = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         release.manifest = manifest
-        release.manifest_digest = digest_bytes(payload)
+        release.manifest_digest = ctx.blobs.put_bytes(payload)
         release.envelope = dsse.sign_envelope(payload, dsse.MANIFEST_TYPE, ctx.signing_key)
         s.flush()
         return MadeRelease(
@@ -183,6 +185,8 @@ class Device:
 
 
 def enrollment_token(api: TestClient, bearer_token: str, **body: Any) -> dict[str, Any]:
+    """A new enrollment token; initializes trust first (a root v1) when no root exists."""
+    ensure_trust(api.app)  # type: ignore[arg-type]
     r = api.post(
         "/api/v1/enrollment-tokens",
         json=body,

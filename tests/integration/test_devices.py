@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 from release_fixtures import enroll_device, enrollment_token, make_release
 from sqlalchemy import func, select
+from tuf_fixtures import ensure_trust
 
 from conftest import bearer
 from farpoint.core import dsse, keys
@@ -44,16 +46,19 @@ def test_enrollment_happy_path(app, api, token_for):
     created = enrollment_token(api, ops)
     ctx = app.state.ctx
     assert created["server_key_id"] == ctx.signing_key_id
-    prefix, _secret, key_hex = created["token"].split(".")
-    assert prefix == "fpe1" and "sha256:" + key_hex == ctx.signing_key_id
+    prefix, _secret, root_hex = created["token"].split(".")
+    served = api.get("/api/v1/tuf/image/metadata/1.root.json", headers=bearer(ops)).content
+    assert prefix == "fpe1" and root_hex == hashlib.sha256(served).hexdigest()
+    assert created["root_digest"] == "sha256:" + root_hex
 
     key = keys.generate_private_key()
     r = api.post("/api/v1/devices/enroll", json=_enroll_body(created["token"], "bed-12", key))
     assert r.status_code == 201, r.text
     out = r.json()
-    # The device can check the server key against the hex the token carried.
-    server_key = keys.load_public_key(out["server_public_key_pem"])
-    assert keys.key_id(server_key) == "sha256:" + key_hex == out["server_key_id"]
+    # The device checks the root it receives against the hex the token carried.
+    root = base64.b64decode(out["root_json_b64"])
+    assert hashlib.sha256(root).hexdigest() == root_hex and root == served
+    assert out["root_digest"] == "sha256:" + root_hex
 
     device = api.get(f"/api/v1/devices/{out['device_id']}", headers=bearer(ops)).json()
     assert device["name"] == "bed-12"
@@ -139,7 +144,16 @@ def test_token_labels_win_over_the_device_proposal(app, api, token_for):
     assert out["labels"] == {"site": "icu", "floor": "2"}
 
 
-def test_enrollment_token_roles(api, token_for, admin_token):
+def test_enrollment_token_before_trust_init_is_409(app, api, token_for):
+    r = api.post("/api/v1/enrollment-tokens", json={}, headers=bearer(token_for("it-ops")))
+    assert r.status_code == 409
+    assert "farpoint trust init" in r.json()["detail"]
+    with app.state.ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(EnrollmentToken)) == 0
+
+
+def test_enrollment_token_roles(app, api, token_for, admin_token):
+    ensure_trust(app)
     url = "/api/v1/enrollment-tokens"
     assert api.post(url, json={}, headers=bearer(token_for("it-ops"))).status_code == 201
     assert api.post(url, json={}, headers=bearer(admin_token)).status_code == 201

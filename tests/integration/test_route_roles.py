@@ -21,7 +21,8 @@ from farpoint.wire.common import Role
 
 # Routes reachable without a bearer token, on purpose.
 PUBLIC = {("GET", "/api/v1/health"), ("POST", "/api/v1/devices/enroll")}
-DEVICE_SIGNED_PREFIX = "/api/v1/devices/self/"
+# Routes authenticated by a device signature instead of a bearer token.
+DEVICE_SIGNED_PREFIXES = ("/api/v1/devices/self/", "/api/v1/tuf/director/")
 
 
 def _requirement(route: APIRoute) -> frozenset[Role] | None:
@@ -82,7 +83,7 @@ def test_every_route_declares_who_may_call_it():
     undeclared = [
         (m, p)
         for m, p, req in ROUTES
-        if req is None and (m, p) not in PUBLIC and not p.startswith(DEVICE_SIGNED_PREFIX)
+        if req is None and (m, p) not in PUBLIC and not p.startswith(DEVICE_SIGNED_PREFIXES)
     ]
     assert undeclared == []
 
@@ -112,7 +113,7 @@ def test_route_checks_roles(env, method, path, roles):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [(m, p) for m, p, _ in ROUTES if p.startswith(DEVICE_SIGNED_PREFIX)],
+    [(m, p) for m, p, _ in ROUTES if p.startswith(DEVICE_SIGNED_PREFIXES)],
 )
 def test_device_routes_refuse_unsigned_requests(env, method, path):
     client, tokens = env

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -27,7 +25,8 @@ from .payloads import (
 __all__ = ["DeviceClient", "LinkDown", "ServerError", "enroll_request"]
 
 API = "/api/v1"
-MAX_MANIFEST_BYTES = 4 << 20
+MAX_METADATA_BYTES = 1 << 20
+MAX_ATTESTATION_BYTES = 4 << 20
 _CHUNK = 1 << 16
 
 
@@ -161,45 +160,55 @@ class DeviceClient:
         except ValueError as exc:
             raise PayloadError(f"desired state is not valid: {exc}") from exc
 
-    def manifest_envelope(self, release_id: int) -> dict[str, Any]:
-        resp = self._request("GET", f"/devices/self/releases/{release_id}/manifest")
-        _check(resp, 200)
-        if len(resp.data) > MAX_MANIFEST_BYTES:
-            raise PayloadError(f"manifest of release {release_id} is over {MAX_MANIFEST_BYTES} B")
-        try:
-            doc = json.loads(resp.data)
-        except ValueError as exc:
-            raise PayloadError(f"manifest of release {release_id} is not JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise PayloadError(f"manifest of release {release_id} is not a JSON object")
-        return doc
+    def get(
+        self, path_and_query: str, headers: dict[str, str] | None = None, stream: bool = False
+    ) -> urllib3.BaseHTTPResponse:
+        """A signed GET of `API + path_and_query`; the caller checks the status."""
+        return self._request("GET", path_and_query, headers=headers, stream=stream)
 
-    def download_blob(self, digest: str, dest: Path, max_bytes: int) -> tuple[int, str]:
-        """Stream a blob into `dest`, stopping past `max_bytes`; return (size, digest).
+    def api_path(self, url: str) -> str:
+        """The part of an absolute URL under this server's API (what a request signs)."""
+        base = self._base + API
+        if not url.startswith(base + "/"):
+            raise ValueError(f"{url} is not under {base}")
+        return url[len(base) :]
 
-        The caller compares both with what the signed manifest declares.
-        """
-        resp = self._request("GET", f"/devices/self/blobs/{quote(digest, safe=':')}", stream=True)
+    def get_bytes(self, path_and_query: str, max_bytes: int) -> bytes:
+        """A signed GET whose 200 body must fit in `max_bytes`."""
+        resp = self.get(path_and_query, stream=True)
         try:
             if resp.status != 200:
                 resp.read()
                 _check(resp, 200)
-            h = hashlib.sha256()
-            size = 0
-            with open(dest, "wb") as f:
-                try:
-                    for chunk in resp.stream(_CHUNK):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            break  # endless-data protection: no need to read further
-                        h.update(chunk)
-                        f.write(chunk)
-                except urllib3.exceptions.HTTPError as exc:
-                    raise LinkDown(f"download of {digest} broke off: {exc}") from exc
-                f.flush()
+            data = bytearray()
+            try:
+                for chunk in resp.stream(_CHUNK):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise PayloadError(f"{path_and_query} answered over {max_bytes} B")
+            except urllib3.exceptions.HTTPError as exc:
+                raise LinkDown(f"GET {path_and_query} broke off: {exc}") from exc
         finally:
             resp.release_conn()
-        return size, "sha256:" + h.hexdigest()
+        return bytes(data)
+
+    def director_metadata(self) -> bytes:
+        """This device's director targets metadata, unverified (director.py verifies it)."""
+        return self.get_bytes("/tuf/director/targets.json", MAX_METADATA_BYTES)
+
+    def attestations(self, release_id: int) -> list[Any]:
+        """The DSSE envelopes the server holds for a release; unverified."""
+        data = self.get_bytes(
+            f"/devices/self/releases/{release_id}/attestations", MAX_ATTESTATION_BYTES
+        )
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise PayloadError(f"attestations of release {release_id} are not JSON") from exc
+        items = doc.get("attestations") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise PayloadError(f"attestations of release {release_id}: expected a list")
+        return items
 
     def report_status(self, report: DeviceStatusReport) -> None:
         body = json.dumps(report, separators=(",", ":")).encode()

@@ -1,13 +1,20 @@
-"""Enrollment: make a key on the device, present the token, pin the server's key."""
+"""Enrollment: make a key on the device, present the token, pin the root it names.
+
+The token's hex is the sha256 of the TUF root metadata the device must trust first; the
+server answers with those bytes, and the device refuses any that do not hash to it.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from farpoint.core import keys
-from farpoint.core.errors import BadRequest
 
 from .client import enroll_request
 from .state import DEVICE_FILE, DeviceIdentity, hardware_profile, save_identity
@@ -27,11 +34,12 @@ class EnrollError(Exception):
 class EnrollmentToken:
     raw: str
     secret: str
-    server_key_id: str
+    root_sha256: str
+    """64 lowercase hex digits: the sha256 of the root bytes to trust."""
 
 
 def parse_token(token: str) -> EnrollmentToken:
-    """`fpe1.<secret>.<hex of the server key id>`; EnrollError naming what is wrong."""
+    """`fpe1.<secret>.<sha256 hex of the root>`; EnrollError naming what is wrong."""
     token = token.strip()
     prefix, _, rest = token.partition(".")
     if prefix != TOKEN_PREFIX or not rest:
@@ -44,9 +52,9 @@ def parse_token(token: str) -> EnrollmentToken:
     if not _HEX_RE.match(hex_part):
         raise EnrollError(
             "malformed enrollment token: its last part must be the 64 lowercase hex "
-            "digits of the server key id"
+            "digits of the sha256 of the trusted root"
         )
-    return EnrollmentToken(raw=token, secret=secret, server_key_id="sha256:" + hex_part)
+    return EnrollmentToken(raw=token, secret=secret, root_sha256=hex_part)
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
@@ -82,29 +90,34 @@ def enroll(
             "hardware": hardware_profile(),
         },
     )
-    # The token names the key to trust; a key that merely arrives is not trusted.
-    if answer["server_key_id"] != token.server_key_id:
-        raise EnrollError(
-            f"server key id {answer['server_key_id']} is not the one the token names "
-            f"({token.server_key_id}); refusing to trust this server"
-        )
-    try:
-        server_key = keys.load_public_key(answer["server_public_key_pem"])
-    except BadRequest as exc:
-        raise EnrollError(f"the server's public key is unusable: {exc.detail}") from exc
-    actual = keys.key_id(server_key)
-    if actual != token.server_key_id:
-        raise EnrollError(
-            f"the server's public key hashes to {actual}, not to {token.server_key_id} "
-            "named by the token; refusing to trust this server"
-        )
+    # The token names the root to trust; a root that merely arrives is not trusted.
+    root = _checked_root(answer["root_json_b64"], token.root_sha256)
     identity = DeviceIdentity(
         device_id=answer["device_id"],
         server_url=server_url.rstrip("/"),
-        server_public_key_pem=answer["server_public_key_pem"],
-        server_key_id=actual,
+        root_sha256=token.root_sha256,
         name=name,
         labels=answer["labels"] or labels,
     )
-    save_identity(state_dir, identity, key)
+    save_identity(state_dir, identity, key, root)
     return identity
+
+
+def _checked_root(root_b64: str, want_hex: str) -> bytes:
+    try:
+        root = base64.b64decode(root_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EnrollError(f"the server's root_json_b64 is not base64: {exc}") from exc
+    got = hashlib.sha256(root).hexdigest()
+    if got != want_hex:
+        raise EnrollError(
+            f"the root the server sent hashes to {got}, not to {want_hex} named by the token; "
+            "refusing to trust this server"
+        )
+    try:
+        doc = json.loads(root)
+        if doc["signed"]["_type"] != "root":
+            raise ValueError("not root metadata")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EnrollError(f"the root the token names is not TUF root metadata: {exc}") from exc
+    return root

@@ -1,4 +1,5 @@
-"""The agent's loop: sync the desired state, apply each new release, report, serve."""
+"""The agent's loop: on a desired-state change (or every poll period) re-sync the director
+and the image repository, apply each release they both vouch for, report, serve."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .client import DeviceClient, LinkDown, ServerError
 from .local_api import LocalApi
-from .payloads import DesiredModel, DesiredState, DeviceStatusReport, PayloadError, Phase
+from .payloads import DesiredState, DeviceStatusReport, PayloadError, Phase
 from .registry import Registry
 from .runtime import SelfTestFailed, execution_providers, load_model
-from .slots import (
-    ReleaseRejected,
-    check_desired,
-    fetch_blob,
-    inactive_slot,
-    install,
-    verify_installed,
-    verify_manifest,
-)
+from .slots import ReleaseRejected, inactive_slot, install, verify_installed
 from .state import (
     CurrentRelease,
     StateError,
@@ -34,10 +29,25 @@ from .state import (
 )
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, rss_bytes
 
+if TYPE_CHECKING:
+    from .delivery import Delivery
+    from .director import DirectedRelease
+
 __all__ = ["Agent", "Backoff"]
 
 log = logging.getLogger("farpoint.agent")
 MAX_BACKOFF_S = 30.0
+RETRY_FIRST_S = 60.0
+"""A refused release is tried again after this long, doubling each time, up to RETRY_CAP_S
+(or sooner when the desired state changes): never in a tight loop."""
+RETRY_CAP_S = 3600.0
+MIN_RESYNC_S = 1.0
+
+
+@dataclass
+class _Refusal:
+    attempts: int
+    retry_at: float
 
 
 class Backoff:
@@ -86,7 +96,7 @@ class Agent:
     ) -> None:
         self.state_dir = state_dir
         self.identity, key = load_identity(state_dir)
-        self._server_key = self.identity.server_key()
+        self._clock = clock
         self.client = DeviceClient(self.identity.server_url, self.identity.device_id, key, clock)
         self.registry = Registry()
         self.stats = InferenceStats()
@@ -101,7 +111,12 @@ class Agent:
         self._started = time.monotonic()
         self._etag: str | None = None
         self._desired: DesiredState | None = None
-        self._failed: set[tuple[str, int]] = set()
+        self._delivery: Delivery | None = None
+        self._directed: tuple[DirectedRelease, ...] = ()
+        self._director_version = 0
+        self._last_trust_sync: float | None = None
+        self._failed: dict[tuple[str, int, str], _Refusal] = {}
+        self.sync_refusal: str | None = None
         self._threads: list[threading.Thread] = []
 
     @property
@@ -168,9 +183,7 @@ class Agent:
                 current = load_current(model_dir)
                 if current is None:
                     continue
-                path, manifest = verify_installed(
-                    model_dir, current, self.identity.server_key_id, self._server_key
-                )
+                path, manifest = verify_installed(model_dir, current)
                 self.registry.activate(load_model(path, manifest), current)
                 log.info("serving %s release %d from %s", model, current.release_id, current.slot)
             except (StateError, ReleaseRejected, SelfTestFailed, OSError) as exc:
@@ -180,31 +193,90 @@ class Agent:
 
     # sync
 
-    def _pending(self) -> list[DesiredModel]:
-        if self._desired is None:
-            return []
+    def _pending(self) -> list[DirectedRelease]:
+        """Releases the director names that are not active and not cooling down."""
+        now = time.monotonic()
         todo = []
-        for dm in self._desired["models"]:
-            active = self.registry.get(dm["model"])
+        for d in self._directed:
+            active = self.registry.get(d.model)
             if active is not None and (
-                active.current.release_id == dm["release_id"]
-                and active.current.manifest_digest == dm["manifest_digest"]
+                active.current.release_id == d.release_id
+                and active.current.manifest_digest == d.manifest_digest
             ):
                 continue
-            if (dm["model"], dm["release_id"]) in self._failed:
+            refusal = self._failed.get((d.model, d.release_id, d.manifest_sha256))
+            if refusal is not None and now < refusal.retry_at:
                 continue
-            todo.append(dm)
+            todo.append(d)
         return todo
 
+    def _resync_due(self) -> bool:
+        if self._last_trust_sync is None:
+            return True
+        period = max(MIN_RESYNC_S, float(self._poll_wait_s))
+        return time.monotonic() - self._last_trust_sync >= period
+
     def sync_once(self, wait_s: int) -> None:
-        """One poll and the work it brings; LinkDown/ServerError propagate to the caller."""
+        """One poll, a trust re-sync when due, and the work it brings.
+
+        LinkDown/ServerError/PayloadError of the poll propagate to the caller.
+        """
         desired = self.client.desired_state(self._etag, wait_s)
+        changed = desired is not None and desired["etag"] != self._etag
         if desired is not None:
-            if desired["etag"] != self._etag:
-                self._failed.clear()  # a new desired state earns failed releases a new try
+            if changed:
+                self._failed.clear()  # a new desired state earns refused releases a new try
             self._etag, self._desired = desired["etag"], desired
-        for dm in self._pending():
-            self.apply(dm)
+        if changed or self._resync_due() or self._pending():
+            self.trust_sync()
+        for d in self._pending():
+            self.apply(d)
+
+    def trust_sync(self) -> None:
+        """Refresh the image repository and the director metadata; refusals are reported."""
+        from .delivery import Delivery, SyncRefused
+
+        if self._delivery is None:
+            self._delivery = Delivery(
+                self.client,
+                self.state_dir,
+                self.identity.server_url,
+                self.identity.device_id,
+                self._clock,
+            )
+        self._last_trust_sync = time.monotonic()
+        try:
+            director = self._delivery.sync()
+        except SyncRefused as exc:
+            self._directed = ()
+            self.sync_refusal = str(exc)
+            log.error("sync refused: %s", exc)
+            self._report_sync_refusal(str(exc))
+            return
+        except StateError as exc:
+            self._directed = ()
+            self.sync_refusal = f"agent state: {exc}"
+            log.error("sync: %s", exc)
+            self._report_sync_refusal(self.sync_refusal)
+            return
+        self.sync_refusal = None
+        if director.version != self._director_version:
+            log.info("director metadata version %d accepted", director.version)
+        self._director_version = director.version
+        self._directed = director.releases
+
+    def _report_sync_refusal(self, reason: str) -> None:
+        """Mark what the server says it wants as failed, with the reason (labels only:
+        nothing unverified is acted on); models already serving keep serving."""
+        changed = False
+        wanted = self._desired["models"] if self._desired else []
+        for dm in wanted:
+            active = self.registry.get(dm["model"])
+            if active is not None and active.current.release_id == dm["release_id"]:
+                continue
+            changed |= self.registry.set_phase(dm["model"], dm["release_id"], "failed", reason)
+        if changed:
+            self.report()
 
     def _sync_forever(self) -> None:
         backoff = Backoff()
@@ -224,23 +296,33 @@ class Agent:
                 log.exception("sync: unexpected error")
                 self._stop.wait(backoff.next())
 
-    def apply(self, dm: DesiredModel) -> None:
-        """Download, verify, install, self-test and switch one release; report each phase."""
-        model, release_id = dm["model"], dm["release_id"]
+    def _refused(self, d: DirectedRelease, reason: str) -> None:
+        key = (d.model, d.release_id, d.manifest_sha256)
+        previous = self._failed.get(key)
+        attempts = 1 if previous is None else previous.attempts + 1
+        delay = min(RETRY_CAP_S, RETRY_FIRST_S * 2 ** (attempts - 1))
+        self._failed[key] = _Refusal(attempts, time.monotonic() + delay)
+        log.error(
+            "release %d of %s refused: %s (next try in %.0f s)",
+            d.release_id,
+            d.model,
+            reason,
+            delay,
+        )
+        self._phase(d.model, d.release_id, "failed", reason)
+
+    def apply(self, d: DirectedRelease) -> None:
+        """Verify, download, install, self-test and switch one release; report each phase."""
+        model, release_id = d.model, d.release_id
+        delivery = self._delivery
+        assert delivery is not None
         try:
             model_dir = self._model_dir(model)
             self._phase(model, release_id, "downloading")
-            release = verify_manifest(
-                self.client.manifest_envelope(release_id),
-                self.identity.server_key_id,
-                self._server_key,
-            )
-            check_desired(release, dm)
-            blob = fetch_blob(
-                self.client,
-                self.state_dir,
-                release.manifest,
-                on_downloaded=lambda: self._phase(model, release_id, "verifying"),
+            trusted = delivery.verify_release(d)
+            release = trusted.release
+            blob = delivery.fetch_model(
+                d, on_downloaded=lambda: self._phase(model, release_id, "verifying")
             )
             self._phase(model, release_id, "installing")
             serving = self.registry.get(model)
@@ -258,7 +340,15 @@ class Agent:
             )
             save_current(model_dir, current)
             self.registry.activate(loaded, current)
-            log.info("activated %s release %d in %s", model, release_id, slot)
+            approvers = ", ".join(trusted.verdict.approvers) or "nobody"
+            log.info(
+                "activated %s release %d in %s (director v%d; approved by %s)",
+                model,
+                release_id,
+                slot,
+                self._director_version,
+                approvers,
+            )
             self.report()
         except (
             ReleaseRejected,
@@ -268,10 +358,7 @@ class Agent:
             StateError,
             OSError,
         ) as exc:
-            reason = str(exc)
-            self._failed.add((model, release_id))
-            log.error("release %d of %s failed: %s", release_id, model, reason)
-            self._phase(model, release_id, "failed", reason)
+            self._refused(d, str(exc))
 
     # status
 

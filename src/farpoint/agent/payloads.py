@@ -57,8 +57,7 @@ class EnrollRequest(TypedDict):
 
 class EnrollResponse(TypedDict):
     device_id: str
-    server_public_key_pem: str
-    server_key_id: str
+    root_json_b64: str
     labels: dict[str, str]
 
 
@@ -118,6 +117,7 @@ class Manifest(TypedDict):
     classes: list[int | str]
     golden: Golden
     evaluation_id: NotRequired[int]
+    author: NotRequired[str]
     created_at: NotRequired[str]
 
 
@@ -147,8 +147,7 @@ def parse_enroll_response(doc: Any) -> EnrollResponse:
     where = "enrollment response"
     return {
         "device_id": _field(doc, "device_id", str, where),
-        "server_public_key_pem": _field(doc, "server_public_key_pem", str, where),
-        "server_key_id": _field(doc, "server_key_id", str, where),
+        "root_json_b64": _field(doc, "root_json_b64", str, where),
         "labels": _str_map(doc.get("labels", {}), where + " labels"),
     }
 
@@ -229,6 +228,8 @@ def parse_manifest(doc: Any) -> Manifest:
     }
     if isinstance(doc.get("evaluation_id"), int):
         manifest["evaluation_id"] = doc["evaluation_id"]
+    if isinstance(doc.get("author"), str):
+        manifest["author"] = doc["author"]
     if isinstance(doc.get("created_at"), str):
         manifest["created_at"] = doc["created_at"]
     return manifest

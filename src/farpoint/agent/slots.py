@@ -1,25 +1,27 @@
-"""Verify a release and install it into the inactive of two slots.
+"""Download a verified release's model once, and install it into the inactive of two slots.
 
-Nothing is parsed before it is verified: the manifest only after its DSSE signature
-checks against the server key pinned at enrollment, the model file only after its size
-and SHA-256 equal what that signed manifest declares.
+Nothing is parsed before it is verified: the manifest bytes only after the image
+repository (python-tuf) and the director named the same length and sha256 for them; the
+model file only after its one digest, computed while it is downloaded, equals the image
+repository's target hash, the director's `model_sha256` and the manifest's
+`model_digest`. Downloads resume with HTTP Range and stop at the declared length.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from farpoint.core import digest, dsse, keys
-from farpoint.core.errors import SignatureError
+import urllib3
 
-from .client import DeviceClient
-from .payloads import DesiredModel, Manifest, PayloadError, parse_manifest
+from farpoint.core import digest
+
+from .client import DeviceClient, LinkDown, _check
+from .payloads import Manifest, PayloadError, parse_manifest
 from .state import CurrentRelease, atomic_write, fsync_dir
 
 __all__ = [
@@ -27,17 +29,17 @@ __all__ = [
     "ReleaseRejected",
     "VerifiedRelease",
     "blob_path",
-    "fetch_blob",
+    "fetch_model",
     "inactive_slot",
     "install",
+    "parse_release",
     "verify_installed",
-    "verify_manifest",
 ]
 
 SLOTS = ("slot-a", "slot-b")
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
-ENVELOPE_FILE = "envelope.json"
+_CHUNK = 1 << 16
 
 
 class ReleaseRejected(Exception):
@@ -45,95 +47,164 @@ class ReleaseRejected(Exception):
 
 
 class VerifiedRelease:
-    """A manifest whose signature and digests checked, with the bytes that were signed."""
+    """A manifest whose bytes the image repository and the director both vouched for."""
 
-    def __init__(self, manifest: Manifest, payload: bytes, envelope: dict[str, Any]) -> None:
+    def __init__(self, manifest: Manifest, payload: bytes) -> None:
         self.manifest = manifest
         self.payload = payload
-        self.envelope = envelope
         self.manifest_digest = digest.digest_bytes(payload)
 
 
-def verify_manifest(
-    envelope: dict[str, Any], server_key_id: str, server_key: keys.PublicKey
-) -> VerifiedRelease:
-    """Check the envelope's signature and the manifest's shape."""
+def parse_release(payload: bytes) -> VerifiedRelease:
+    """Parse manifest bytes whose length and hash were verified already."""
     try:
-        dsse.verify_envelope(envelope, {server_key_id: server_key}, dsse.MANIFEST_TYPE)
-        payload = base64.b64decode(envelope["payload"], validate=True)
         manifest = parse_manifest(json.loads(payload))
-    except SignatureError as exc:
-        raise ReleaseRejected(f"manifest signature refused: {exc.detail}") from exc
-    except (PayloadError, ValueError, KeyError) as exc:
+    except (PayloadError, ValueError) as exc:
         raise ReleaseRejected(f"manifest refused: {exc}") from exc
-    return VerifiedRelease(manifest, payload, envelope)
-
-
-def check_desired(release: VerifiedRelease, desired: DesiredModel) -> None:
-    """The signed manifest must be the one the desired state names, byte for byte."""
-    m = release.manifest
-    if m["release_id"] != desired["release_id"]:
-        raise ReleaseRejected(
-            f"manifest names release {m['release_id']}, desired is {desired['release_id']}"
-        )
-    if m["model"] != desired["model"]:
-        raise ReleaseRejected(f"manifest is for model {m['model']!r}, not {desired['model']!r}")
-    if m["model_digest"] != desired["model_digest"]:
-        raise ReleaseRejected(
-            f"manifest model digest {m['model_digest']} differs from the desired "
-            f"{desired['model_digest']}"
-        )
-    if release.manifest_digest != desired["manifest_digest"]:
-        raise ReleaseRejected(
-            f"manifest digest mismatch: expected {desired['manifest_digest']}, "
-            f"got {release.manifest_digest}"
-        )
+    return VerifiedRelease(manifest, payload)
 
 
 def blob_path(state_dir: Path, model_digest: str) -> Path:
     return state_dir / "blobs" / digest.hex_of(model_digest)
 
 
-def fetch_blob(
+def _hash_file(path: Path, h: hashlib._Hash) -> int:
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size
+
+
+def _mismatch(want: str, got: str) -> ReleaseRejected:
+    return ReleaseRejected(
+        f"model sha256 differs from the director's: the bytes hash to {got}, while the "
+        f"director, the image repository and the manifest say {want}"
+    )
+
+
+def _content_range_start(value: str | None) -> int | None:
+    # "bytes 100-199/200"
+    if not value or not value.startswith("bytes "):
+        return None
+    try:
+        return int(value[6:].split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def fetch_model(
     client: DeviceClient,
+    api_path: str,
     state_dir: Path,
-    manifest: Manifest,
+    want: str,
+    length: int,
     on_downloaded: Callable[[], None] = lambda: None,
 ) -> Path:
-    """The verified model file in the content-addressed cache, downloading it if needed.
+    """The model in the content-addressed cache, each byte read and hashed once.
 
-    A cached blob is re-hashed, not fetched again. A download is checked for size and
-    SHA-256 before it enters the cache, so nothing unverified is ever parsed.
+    A cached blob is hashed, not fetched again. A download goes to `.<hex>.partial`,
+    resumes with `Range: bytes=N-`, is cut off at `length` (endless data), and enters
+    the cache only when its one digest equals `want`. LinkDown keeps the partial file for
+    the next attempt; a refusal deletes it.
     """
-    want, size = manifest["model_digest"], manifest["model_size"]
     try:
         path = blob_path(state_dir, want)
     except ValueError as exc:
-        raise ReleaseRejected(f"manifest model digest is malformed: {want!r}") from exc
+        raise ReleaseRejected(f"model digest is malformed: {want!r}") from exc
+    h = hashlib.sha256()
     if path.exists():
+        size = _hash_file(path, h)
         on_downloaded()
-        if path.stat().st_size == size and digest.digest_file(path) == want:
+        if size == length and "sha256:" + h.hexdigest() == want:
             return path
         path.unlink()  # a damaged cache entry: fetch it again
+        h = hashlib.sha256()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
+    offset = partial.stat().st_size if partial.exists() else 0
+    if offset > length:
+        partial.unlink()
+        offset = 0
+    if offset:
+        _hash_file(partial, h)
     try:
-        got_size, got = client.download_blob(want, partial, max_bytes=size)
+        if offset < length:
+            hs = [h]
+            offset = _download(client, api_path, partial, hs, offset, length)
+            h = hs[0]
         on_downloaded()
-        if got_size != size:
-            raise ReleaseRejected(
-                f"model size mismatch: expected {size} B, got "
-                f"{'more' if got_size > size else got_size} B"
-            )
+        if offset < length:
+            raise LinkDown(f"download of {api_path} ended at {offset} of {length} B")
+        got = "sha256:" + h.hexdigest()
         if got != want:
-            raise ReleaseRejected(f"model digest mismatch: expected {want}, got {got}")
+            partial.unlink(missing_ok=True)
+            raise _mismatch(want, got)
         with open(partial, "rb") as f:
             os.fsync(f.fileno())
         os.replace(partial, path)
         fsync_dir(path.parent)
-    finally:
+    except ReleaseRejected:
         partial.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _download(
+    client: DeviceClient,
+    api_path: str,
+    partial: Path,
+    hs: list[hashlib._Hash],
+    offset: int,
+    length: int,
+) -> int:
+    """Append the rest of the model to `partial`, hashing it into `hs[0]`; return the size."""
+    h = hs[0]
+    headers = {"Range": f"bytes={offset}-", "Accept": "*/*"} if offset else {"Accept": "*/*"}
+    resp = client.get(api_path, headers=headers, stream=True)
+    try:
+        if (
+            resp.status == 206
+            and offset
+            and _content_range_start(resp.headers.get("Content-Range")) == offset
+        ):
+            mode = "ab"
+        elif resp.status == 200:
+            mode, offset = "wb", 0  # the server ignored the range: start over
+            hs[0] = h = hashlib.sha256()
+        elif resp.status == 416:
+            resp.read()
+            partial.unlink(missing_ok=True)
+            raise LinkDown(f"{api_path}: the server refused to resume; starting over")
+        else:
+            resp.read()
+            _check(resp, 200)
+            raise LinkDown(f"{api_path}: unexpected answer {resp.status}")
+        declared = resp.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and offset + int(declared) > length:
+            raise ReleaseRejected(
+                f"model target is larger than its declared {length} B (endless data): the "
+                f"server announced {offset + int(declared)} B"
+            )
+        with open(partial, mode) as f:
+            try:
+                for chunk in resp.stream(_CHUNK):
+                    room = length - offset
+                    if len(chunk) > room:
+                        raise ReleaseRejected(
+                            f"model target is larger than its declared {length} B (endless data)"
+                        )
+                    h.update(chunk)
+                    f.write(chunk)
+                    offset += len(chunk)
+            except urllib3.exceptions.HTTPError as exc:
+                f.flush()
+                raise LinkDown(f"download of {api_path} broke off at {offset} B: {exc}") from exc
+            f.flush()
+    finally:
+        resp.release_conn()
+    return offset
 
 
 def inactive_slot(current: CurrentRelease | None) -> str:
@@ -143,10 +214,19 @@ def inactive_slot(current: CurrentRelease | None) -> str:
     return SLOTS[1]
 
 
-def _copy_durably(source: Path, target: Path) -> None:
-    """Copy in chunks (models can be large), fsync, then rename into place."""
+def _place(blob: Path, target: Path) -> None:
+    """Hard-link the verified blob into the slot (no copy, no second read of its bytes).
+
+    Neither file is ever modified in place (both are replaced by rename), so sharing the
+    inode is safe. Where links are impossible, copy durably.
+    """
+    try:
+        os.link(blob, target)
+        return
+    except OSError:
+        pass
     partial = target.with_name(f".{target.name}.partial")
-    with open(source, "rb") as src, open(partial, "wb") as dst:
+    with open(blob, "rb") as src, open(partial, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
@@ -154,33 +234,27 @@ def _copy_durably(source: Path, target: Path) -> None:
 
 
 def install(model_dir: Path, slot: str, blob: Path, release: VerifiedRelease) -> Path:
-    """Copy the verified blob and its signed manifest into `slot`; return the model path."""
+    """Place the verified blob and its manifest bytes into `slot`; return the model path."""
     slot_dir = model_dir / slot
     if slot_dir.exists():
         shutil.rmtree(slot_dir)
     slot_dir.mkdir(parents=True)
     target = slot_dir / MODEL_FILE
-    _copy_durably(blob, target)
-    if digest.digest_file(target) != release.manifest["model_digest"]:
-        raise ReleaseRejected(f"the copy of the model in {slot} does not match its digest")
+    _place(blob, target)
     atomic_write(slot_dir / MANIFEST_FILE, release.payload)
-    atomic_write(slot_dir / ENVELOPE_FILE, json.dumps(release.envelope).encode())
+    fsync_dir(slot_dir)
     fsync_dir(model_dir)
     return target
 
 
-def verify_installed(
-    model_dir: Path, current: CurrentRelease, server_key_id: str, server_key: keys.PublicKey
-) -> tuple[Path, Manifest]:
-    """Re-check an installed slot at start: signature, manifest digest, model digest."""
+def verify_installed(model_dir: Path, current: CurrentRelease) -> tuple[Path, Manifest]:
+    """Re-check an installed slot at start: the manifest's and the model's digests."""
     slot_dir = model_dir / current.slot
     try:
-        envelope = json.loads((slot_dir / ENVELOPE_FILE).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ReleaseRejected(f"{current.slot}: envelope unreadable: {exc}") from exc
-    if not isinstance(envelope, dict):
-        raise ReleaseRejected(f"{current.slot}: envelope is not a JSON object")
-    release = verify_manifest(envelope, server_key_id, server_key)
+        payload = (slot_dir / MANIFEST_FILE).read_bytes()
+    except OSError as exc:
+        raise ReleaseRejected(f"{current.slot}: manifest unreadable: {exc}") from exc
+    release = parse_release(payload)
     if release.manifest_digest != current.manifest_digest:
         raise ReleaseRejected(
             f"{current.slot}: manifest digest mismatch: expected {current.manifest_digest}, "

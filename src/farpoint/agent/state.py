@@ -3,10 +3,14 @@ the new file, never half of one.
 
 Layout under the state directory:
 
-    device.json              identity: device id, server URL, server key and its id
+    device.json              identity: device id, server URL, sha256 of the enrollment root
     device-key.pem           the device's private key (0600)
-    blobs/<hex>              content-addressed cache of downloaded model files
-    models/<model>/slot-a/   model.onnx, manifest.json (signed payload), envelope.json
+    tuf/metadata/            the image repository's trusted metadata (python-tuf's cache;
+                             root.json is the root received at enrollment, then rotated)
+    director.json            the last director metadata accepted (its version: no replays)
+    blobs/<hex>              content-addressed cache of verified model files
+    blobs/.<hex>.partial     a download in progress (resumed with HTTP Range)
+    models/<model>/slot-a/   model.onnx, manifest.json (the image repository's bytes)
     models/<model>/slot-b/
     models/<model>/current.json   which slot is active, its release and digests
 """
@@ -36,6 +40,8 @@ __all__ = [
     "save_current",
     "save_identity",
 ]
+
+TUF_METADATA_DIR = "tuf/metadata"
 
 DEVICE_FILE = "device.json"
 KEY_FILE = "device-key.pem"
@@ -91,24 +97,23 @@ def _read_json(path: Path) -> dict[str, Any]:
 class DeviceIdentity:
     device_id: str
     server_url: str
-    server_public_key_pem: str
-    server_key_id: str
+    root_sha256: str
+    """The hex the enrollment token named: the digest of the first trusted root."""
     name: str
     labels: dict[str, str] = field(default_factory=dict)
 
-    def server_key(self) -> keys.PublicKey:
-        return keys.load_public_key(self.server_public_key_pem)
 
-
-def save_identity(state_dir: Path, identity: DeviceIdentity, key: keys.PrivateKey) -> None:
-    """Store the key first, then device.json: device.json present means enrolled."""
+def save_identity(
+    state_dir: Path, identity: DeviceIdentity, key: keys.PrivateKey, root: bytes
+) -> None:
+    """Store the key and the trusted root first, then device.json: present means enrolled."""
     state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(state_dir / KEY_FILE, keys.private_key_pem(key), mode=0o600)
+    atomic_write(state_dir / TUF_METADATA_DIR / "root.json", root)
     doc = {
         "device_id": identity.device_id,
         "server_url": identity.server_url,
-        "server_public_key_pem": identity.server_public_key_pem,
-        "server_key_id": identity.server_key_id,
+        "root_sha256": identity.root_sha256,
         "name": identity.name,
         "labels": identity.labels,
     }
@@ -121,8 +126,7 @@ def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
         identity = DeviceIdentity(
             device_id=str(doc["device_id"]),
             server_url=str(doc["server_url"]),
-            server_public_key_pem=str(doc["server_public_key_pem"]),
-            server_key_id=str(doc["server_key_id"]),
+            root_sha256=str(doc["root_sha256"]),
             name=str(doc["name"]),
             labels={str(k): str(v) for k, v in dict(doc.get("labels", {})).items()},
         )
@@ -132,8 +136,10 @@ def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
         key = keys.load_private_key((state_dir / KEY_FILE).read_bytes())
     except (OSError, ValueError, Exception) as exc:
         raise StateError(f"{state_dir / KEY_FILE} is unreadable: {exc}") from exc
-    if keys.key_id(identity.server_key()) != identity.server_key_id:
-        raise StateError(f"{state_dir / DEVICE_FILE}: the server key does not match its key id")
+    if not (state_dir / TUF_METADATA_DIR / "root.json").exists():
+        raise StateError(
+            f"{state_dir / TUF_METADATA_DIR / 'root.json'} (the trusted root) is missing"
+        )
     return identity, key
 
 

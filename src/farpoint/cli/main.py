@@ -20,7 +20,7 @@ from farpoint.cli.devices import device_app, fleet_app
 from farpoint.cli.identity import me, team_app, token_app, user_app
 from farpoint.cli.models import model_app, run_app
 from farpoint.cli.policies import evaluate, policy_app
-from farpoint.cli.releases import release_app
+from farpoint.cli.releases import release_app, verify
 from farpoint.cli.rollouts import rollout_app
 from farpoint.cli.session import Session
 from farpoint.cli.trace import trace
@@ -107,3 +107,4 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(attestation_app, name="attestation")
 app.add_typer(audit_app, name="audit")
 app.add_typer(trust_app, name="trust")
+app.command("verify")(verify)

@@ -154,6 +154,13 @@ def run_demo(
             who: _signing_key(client, home / "keys" / who)
             for who, client in (("dana", ds), (REVIEWER, reviewer), ("mo", mlops))
         }
+        with report.stage(result, "trust", "Create the offline root of trust; bind people's keys"):
+            root = _init_trust(admin_client, home / "offline", signing)
+            report.note(
+                "  root (2 of 3 keys) and targets keys made offline in "
+                f"{home / 'offline'} (development only: keep them off the server)"
+            )
+            report.note(f"  bound: dana and {REVIEWER} as data-scientist, mo as mlops-engineer")
 
         lead_start = time.perf_counter()
         with report.stage(result, "data", "Generate 20,000 rows of vital signs and register them"):
@@ -230,14 +237,17 @@ def run_demo(
             ds.attest_evaluation(evaluation.id, signing["dana"])
             report.note("  dana signed 4 in-toto statements with her own key (DSSE, P-256)")
 
-        with report.stage(result, "release", "Sign a release; two reviewers approve it"):
+        with report.stage(result, "release", "Release: two reviewers approve, a manager publishes"):
             release = mlops.create_release(mv.ref, evaluation_id=evaluation.id)
             result.release = release.id
             reviewer.approve(release_id=release.id, role="data-scientist", key=signing[REVIEWER])
             mlops.approve(release_id=release.id, role="mlops-engineer", key=signing["mo"])
+            from farpoint.sdk.publish import publish_release
+
+            publish_release(mlops, release.id, signing["mo"], root=root)
             report.note(
                 f"  release {release.id}: manifest {release.manifest_digest[:19]}…, "
-                f"signed by {release.key_id[:19]}…; approved by {REVIEWER} and mo"
+                f"approved by {REVIEWER} and mo; published to the image repository by mo"
             )
 
         with report.stage(result, "enroll", f"Enroll {devices} devices and start their agents"):
@@ -307,6 +317,24 @@ def _signing_key(client: Any, keys_dir: Path) -> Any:
     key = client.create_key("demo", secrets.token_urlsafe(16))
     client.register_key("demo")
     return key
+
+
+def _init_trust(admin: Any, directory: Path, signing: dict[str, Any]) -> bytes:
+    """`farpoint trust init` and `bind-key`, as an admin would run them offline."""
+    import secrets
+
+    from farpoint.core import keys
+    from farpoint.sdk import offline
+
+    passphrase = secrets.token_urlsafe(16).encode()
+    offline.init(admin, directory, passphrase)
+    for who, role in (
+        ("dana", "data-scientist"),
+        (REVIEWER, "data-scientist"),
+        ("mo", "mlops-engineer"),
+    ):
+        offline.bind_key(admin, directory, passphrase, keys.key_id(signing[who].public_key()), role)
+    return (directory / "metadata" / "1.root.json").read_bytes()
 
 
 def _admin_init(env: dict[str, str]) -> str:

@@ -13,6 +13,7 @@ from farpoint.sdk.datasets import DatasetCalls
 from farpoint.sdk.trace import TraceCalls
 from farpoint.sdk.training import TrainingCalls
 from farpoint.sdk.trust import TrustCalls
+from farpoint.sdk.tuf import TufCalls
 from farpoint.wire.common import Role, parse_ref
 from farpoint.wire.devices import (
     DeviceOut,
@@ -47,7 +48,7 @@ def _body(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-class Client(DatasetCalls, TrainingCalls, TraceCalls, TrustCalls, AuditCalls, _Base):
+class Client(DatasetCalls, TrainingCalls, TraceCalls, TrustCalls, TufCalls, AuditCalls, _Base):
     """A Farpoint server, seen through its HTTP API.
 
     Every call returns `farpoint.wire` models; every refusal raises the matching

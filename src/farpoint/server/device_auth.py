@@ -21,10 +21,20 @@ from farpoint.core.request_signing import (
     MAX_SKEW_S,
     verify_request,
 )
+from farpoint.server.auth import Requires
 from farpoint.server.context import AppContext
 from farpoint.server.devices import repository as repo
 
-__all__ = ["MAX_DEVICE_BODY", "ReplayGuard", "SignedDevice", "SignedDeviceDep", "signed_device"]
+__all__ = [
+    "MAX_DEVICE_BODY",
+    "DeviceOrPerson",
+    "DeviceOrPersonDep",
+    "ReplayGuard",
+    "SignedDevice",
+    "SignedDeviceDep",
+    "device_or_person",
+    "signed_device",
+]
 
 MAX_DEVICE_BODY = 64 * 1024
 """Devices send status reports and nothing bigger; refuse larger bodies before reading them."""
@@ -122,3 +132,26 @@ async def signed_device(request: Request) -> SignedDevice:
 
 
 SignedDeviceDep = Annotated[SignedDevice, Depends(signed_device)]
+
+
+class DeviceOrPerson(Requires):
+    """Dependency: a signed device request, or a person's bearer token of any role.
+
+    A `Requires` (of any role) so route enumeration sees that the route checks its caller.
+    Returns the caller as an audit actor: `device:<id>` or the user's name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        if request.headers.get(HEADER_DEVICE):
+            device = await signed_device(request)
+            return f"device:{device.id}"
+        principal = await run_in_threadpool(Requires.__call__, self, request)
+        return principal.user
+
+
+device_or_person = DeviceOrPerson()
+DeviceOrPersonDep = Annotated[str, Depends(device_or_person)]
+"""Readers of the image repository: enrolled devices and people alike."""

@@ -32,6 +32,8 @@ class Settings:
     long_poll_max_s: int = 60
     audit_checkpoint_interval_s: int = 60
     """The server signs the audit head at most this often (and on demand)."""
+    director_expiry_s: int = 3600
+    """Lifetime of each device's director metadata; it is re-signed at half of it."""
     auto_migrate: bool = True
     """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
 
@@ -63,5 +65,6 @@ class Settings:
             audit_checkpoint_interval_s=_int(
                 e, "FARPOINT_AUDIT_CHECKPOINT_INTERVAL_S", cls.audit_checkpoint_interval_s
             ),
+            director_expiry_s=_int(e, "FARPOINT_DIRECTOR_EXPIRY_S", cls.director_expiry_s),
             auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
         )

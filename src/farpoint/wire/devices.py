@@ -40,10 +40,12 @@ class EnrollmentTokenCreate(WireModel):
 class EnrollmentTokenCreated(WireModel):
     id: int
     token: str
-    """`fpe1.<secret>.<hex of the server key id>`: single use; names the key to trust."""
+    """`fpe1.<secret>.<hex>`: single use; hex is the sha256 of the root the device trusts."""
     labels: dict[str, str]
     expires_at: datetime
     server_key_id: str
+    root_digest: str = ""
+    """`sha256:` of the root metadata bytes the token names."""
 
 
 class EnrollRequest(WireModel):
@@ -59,6 +61,10 @@ class EnrollResponse(WireModel):
     server_public_key_pem: str
     server_key_id: str
     labels: dict[str, str]
+    root_json_b64: str
+    """The root metadata the token named (base64); it must hash to the token's hex."""
+    root_digest: str
+    """`sha256:<hex>` of those bytes."""
 
 
 class DeviceModelStatus(WireModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
+import hashlib
 import json
 import secrets
 import threading
@@ -19,8 +21,20 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 import pytest
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import (
+    DelegatedRole,
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 
-from farpoint.core import digest, dsse, keys, request_signing
+from farpoint.core import digest, dsse, intoto, keys, oms, request_signing
 from farpoint.core.errors import FarpointError
 
 
@@ -80,12 +94,53 @@ def model_b() -> OnnxModel:
     return _train(3)
 
 
+# -- keys ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    roles: tuple[str, ...]
+    key: keys.PrivateKey
+
+    @property
+    def key_id(self) -> str:
+        return keys.key_id(self.key.public_key())
+
+
+@dataclass(frozen=True)
+class TrustKeys:
+    """The offline, online and people's keys of one test session (ECDSA P-256)."""
+
+    root: CryptoSigner
+    targets: CryptoSigner
+    snapshot: CryptoSigner
+    timestamp: CryptoSigner
+    director: CryptoSigner
+    release_manager: CryptoSigner
+    rogue: CryptoSigner
+    dana: Person  # data-scientist
+    omar: Person  # mlops-engineer
+    alex: Person  # data-scientist and mlops-engineer; the author of every model version
+    eve: Person  # a key the server knows but no offline binding names
+
+
 @pytest.fixture(scope="session")
-def server_key() -> keys.PrivateKey:
-    return keys.generate_private_key()
+def trust_keys() -> TrustKeys:
+    gen = CryptoSigner.generate_ecdsa
+    person = keys.generate_private_key
+    return TrustKeys(
+        gen(), gen(), gen(), gen(), gen(), gen(), gen(),
+        Person("dana", ("data-scientist",), person()),
+        Person("omar", ("mlops-engineer",), person()),
+        Person("alex", ("data-scientist", "mlops-engineer"), person()),
+        Person("eve", ("mlops-engineer",), person()),
+    )  # fmt: skip
 
 
-def make_manifest(release_id: int, model: OnnxModel, name: str = "churn") -> dict[str, Any]:
+def make_manifest(
+    release_id: int, model: OnnxModel, name: str = "churn", author: str = "alex"
+) -> dict[str, Any]:
     return {
         "schema": "farpoint.release-manifest/v1",
         "release_id": release_id,
@@ -107,71 +162,321 @@ def make_manifest(release_id: int, model: OnnxModel, name: str = "churn") -> dic
             {"rows": model.rows, "labels": model.labels, "probabilities": model.probabilities}
         ),
         "evaluation_id": 1,
+        "author": author,
         "created_at": "2026-11-01T00:00:00Z",
     }
 
 
+def canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def envelope(person: Person, statement: intoto.Statement) -> dict[str, Any]:
+    return dsse.sign_envelope(intoto.statement_bytes(statement), intoto.PAYLOAD_TYPE, person.key)
+
+
+def approval(person: Person, manifest_digest: str, role: str) -> dict[str, Any]:
+    st = intoto.Statement.build(
+        [intoto.Subject("release", manifest_digest)],
+        intoto.APPROVAL_V1,
+        {"role": role, "comment": "", "approved_at": "2026-11-01T00:00:00+00:00"},
+    )
+    return envelope(person, st)
+
+
+def evaluation(person: Person, model_digest: str, result: str = "PASSED") -> dict[str, Any]:
+    st = intoto.Statement.build(
+        [intoto.Subject("churn@1", model_digest)],
+        intoto.TEST_RESULT_V01,
+        {"result": result, "passedTests": [], "failedTests": [], "configuration": []},
+    )
+    return envelope(person, st)
+
+
+@dataclass
+class Clock:
+    """The one clock of a test: device request signing, expiry, the fake's checks."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def dt(self, delta_s: float = 0.0) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self() + delta_s, datetime.UTC).replace(
+            microsecond=0
+        )
+
+
+@dataclass
+class Release:
+    release_id: int
+    model: OnnxModel
+    name: str
+    manifest: bytes
+    fleet: str = "all"
+
+    @property
+    def manifest_digest(self) -> str:
+        return digest.digest_bytes(self.manifest)
+
+    @property
+    def manifest_path(self) -> str:
+        return f"releases/{self.release_id}/manifest.json"
+
+    @property
+    def model_path(self) -> str:
+        return f"releases/{self.release_id}/model.onnx"
+
+
+class Repository:
+    """A real TUF image repository built with python-tuf's Metadata API."""
+
+    def __init__(self, k: TrustKeys, clock: Clock) -> None:
+        self.k, self.clock = k, clock
+        self.metadata: dict[str, bytes] = {}
+        self.targets_files: dict[str, bytes] = {}
+        expires = clock.dt(365 * 86400)
+        root = Root(expires=expires, consistent_snapshot=False)
+        for role, signer in (
+            ("root", k.root), ("targets", k.targets),
+            ("snapshot", k.snapshot), ("timestamp", k.timestamp),
+        ):  # fmt: skip
+            root.add_key(signer.public_key, role)
+        root.keys[k.director.public_key.keyid] = k.director.public_key
+        root.unrecognized_fields["x-farpoint-director"] = {
+            "keyids": [k.director.public_key.keyid],
+            "threshold": 1,
+        }
+        self.root = Metadata(root)
+        self.root.sign(k.root)
+        self.root_bytes = self.root.to_bytes()
+        self.metadata["1.root.json"] = self.root_bytes
+
+        targets = Targets(expires=expires)
+        targets.delegations = Delegations(
+            keys={k.release_manager.public_key.keyid: k.release_manager.public_key},
+            roles={
+                "releases": DelegatedRole(
+                    name="releases",
+                    keyids=[k.release_manager.public_key.keyid],
+                    threshold=1,
+                    terminating=True,
+                    paths=["releases/*/*"],
+                )
+            },
+        )
+        self.targets = Metadata(targets)
+        self.releases = Metadata(Targets(expires=clock.dt(90 * 86400)))
+        self.snapshot = Metadata(Snapshot(expires=clock.dt(7 * 86400)))
+        self.timestamp = Metadata(Timestamp(expires=clock.dt(86400)))
+        self.bindings: dict[str, Any] = {
+            "schema": "farpoint.bindings/v1",
+            "keys": {
+                p.key_id: {
+                    "user": p.name,
+                    "roles": list(p.roles),
+                    "public_key_pem": keys.public_key_pem(p.key.public_key()).decode(),
+                }
+                for p in (k.dana, k.omar, k.alex)
+            },
+        }
+        self.policy: dict[str, Any] = {
+            "schema": "farpoint.trust-policy/v1",
+            "evaluation": "passed",
+            "approvals": [
+                {"role": "data-scientist", "min": 1},
+                {"role": "mlops-engineer", "min": 1},
+            ],
+            "min_distinct_approvers": 2,
+            "author_may_approve": False,
+        }
+        self.set_trust_files()
+
+    def set_trust_files(self) -> None:
+        for name, doc in (("bindings.json", self.bindings), ("policy.json", self.policy)):
+            data = canonical(doc)
+            path = f"trust/{name}"
+            self.targets_files[path] = data
+            self.targets.signed.targets[path] = TargetFile.from_data(path, data)
+        self.targets.signed.version += 1
+        self.targets.signatures.clear()
+        self.targets.sign(self.k.targets)
+        self.metadata["targets.json"] = self.targets.to_bytes()
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        snap = self.snapshot.signed
+        snap.meta["targets.json"] = MetaFile(version=self.targets.signed.version)
+        snap.meta["releases.json"] = MetaFile(version=self.releases.signed.version)
+        snap.version += 1
+        snap.expires = self.clock.dt(7 * 86400)
+        self.snapshot.signatures.clear()
+        self.snapshot.sign(self.k.snapshot)
+        self.metadata["snapshot.json"] = self.snapshot.to_bytes()
+        ts = self.timestamp.signed
+        ts.snapshot_meta = MetaFile(version=snap.version)
+        ts.version += 1
+        ts.expires = self.clock.dt(86400)
+        self.timestamp.signatures.clear()
+        self.timestamp.sign(self.k.timestamp)
+        self.metadata["timestamp.json"] = self.timestamp.to_bytes()
+
+    def add_release(
+        self,
+        release: Release,
+        signer: CryptoSigner | None = None,
+        model_signer: keys.PrivateKey | bool | None = True,
+    ) -> None:
+        """List the release in releases.json; `model_signer` signs its OMS bundle (True: a
+        bound release manager, omar; None/False: no model signature at all)."""
+        rel = self.releases.signed
+        files = {release.manifest_path: release.manifest, release.model_path: release.model.data}
+        if model_signer is not None and model_signer is not False:
+            key = self.k.omar.key if model_signer is True else model_signer
+            sha = hashlib.sha256(release.model.data).hexdigest()
+            bundle = oms.sign_bundle(key, f"release-{release.release_id}", sha)
+            sig_path = f"releases/{release.release_id}/{oms.SIGNATURE_FILE}"
+            files[sig_path] = json.dumps(bundle).encode()
+        for path, data in files.items():
+            rel.targets[path] = TargetFile.from_data(path, data)
+            self.targets_files[path] = data
+        rel.version += 1
+        self.releases.signatures.clear()
+        self.releases.sign(signer or self.k.release_manager)
+        self.metadata["releases.json"] = self.releases.to_bytes()
+        self._snapshot()
+
+
 @dataclass
 class FakeControlPlane:
-    """Just enough of the server for a device: it checks every device signature."""
+    """Enough of the server for a device: signed requests checked, a real TUF image
+    repository, real per-device director metadata, DSSE attestations."""
 
-    key: keys.PrivateKey
+    k: TrustKeys
+    clock: Clock
+    repo: Repository
     url: str = ""
     tokens: set[str] = field(default_factory=set)
     devices: dict[str, keys.PublicKey] = field(default_factory=dict)
     enroll_requests: list[dict[str, Any]] = field(default_factory=list)
-    # what enrollment answers with: override to play a server with the wrong key
-    answer_key_pem: str | None = None
-    answer_key_id: str | None = None
-    envelopes: dict[int, dict[str, Any]] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict)
+    # what enrollment answers with: override to play a server handing over another root
+    answer_root: bytes | None = None
+    releases: dict[int, Release] = field(default_factory=dict)
+    attestations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    served_blobs: dict[str, bytes] = field(default_factory=dict)
+    endless: set[str] = field(default_factory=set)
+    director: dict[str, bytes] = field(default_factory=dict)
+    director_history: dict[str, list[bytes]] = field(default_factory=dict)
+    director_version: dict[str, int] = field(default_factory=dict)
     desired: list[dict[str, Any]] = field(default_factory=list)
     etag: str = "e0"
     reports: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     @property
-    def key_id(self) -> str:
-        return keys.key_id(self.key.public_key())
+    def root_hex(self) -> str:
+        return hashlib.sha256(self.repo.root_bytes).hexdigest()
 
     def token(self) -> str:
-        token = f"fpe1.{secrets.token_urlsafe(16)}.{self.key_id.split(':', 1)[1]}"
+        token = f"fpe1.{secrets.token_urlsafe(16)}.{self.root_hex}"
         self.tokens.add(token)
         return token
 
-    def publish(
+    def release(
         self,
         release_id: int,
         model: OnnxModel,
         *,
         name: str = "churn",
         edit: Callable[[dict[str, Any]], None] | None = None,
-        signer: keys.PrivateKey | None = None,
-        blob: bytes | None = None,
-    ) -> dict[str, Any]:
-        """Sign a release manifest, store the blob and return the desired-state entry."""
+        signer: CryptoSigner | None = None,
+        in_image: bool = True,
+        served: bytes | None = None,
+        attestations: Callable[[Release], list[dict[str, Any]]] | None = None,
+        model_signer: keys.PrivateKey | bool | None = True,
+    ) -> Release:
+        """A release as a release manager publishes it, with its approvals by default."""
         manifest = make_manifest(release_id, model, name)
         if edit is not None:
             edit(manifest)
-        payload = json.dumps(manifest).encode()
-        envelope = dsse.sign_envelope(payload, dsse.MANIFEST_TYPE, signer or self.key)
-        if signer is not None:  # claim the server's key id: the signature must still fail
-            envelope["signatures"][0]["keyid"] = self.key_id
-        self.envelopes[release_id] = envelope
-        self.blobs[model.digest] = model.data if blob is None else blob
-        return {
-            "model": name,
-            "release_id": release_id,
-            "manifest_digest": digest.digest_bytes(payload),
-            "model_digest": model.digest,
-            "fleet": "all",
-        }
+        release = Release(release_id, model, name, canonical(manifest))
+        if in_image:
+            self.repo.add_release(release, signer, model_signer)
+        if served is not None:
+            self.served_blobs[release.model_path] = served
+        self.releases[release_id] = release
+        self.attestations[release_id] = (
+            attestations(release) if attestations else self.default_attestations(release)
+        )
+        return release
 
-    def set_desired(self, *models: dict[str, Any]) -> None:
+    def default_attestations(self, release: Release) -> list[dict[str, Any]]:
+        return [
+            evaluation(self.k.dana, release.model.digest),
+            approval(self.k.dana, release.manifest_digest, "data-scientist"),
+            approval(self.k.omar, release.manifest_digest, "mlops-engineer"),
+        ]
+
+    def director_metadata(
+        self,
+        device_id: str,
+        releases: list[Release],
+        *,
+        expires: datetime.datetime | None = None,
+        for_device: str | None = None,
+        version: int | None = None,
+    ) -> bytes:
+        targets = Targets(expires=expires or self.clock.dt(3600))
+        targets.version = version or self.director_version.get(device_id, 0) + 1
+        self.director_version[device_id] = max(
+            targets.version, self.director_version.get(device_id, 0)
+        )
+        targets.unrecognized_fields["x-farpoint-device"] = for_device or device_id
+        for r in releases:
+            info = TargetFile.from_data(r.manifest_path, r.manifest)
+            info.unrecognized_fields["custom"] = {
+                "model": r.name,
+                "release_id": r.release_id,
+                "model_path": r.model_path,
+                "model_sha256": r.model.digest.split(":")[1],
+                "model_length": len(r.model.data),
+                "fleet": r.fleet,
+            }
+            targets.targets[r.manifest_path] = info
+        md = Metadata(targets)
+        md.sign(self.k.director)
+        return md.to_bytes()
+
+    def deploy(self, *releases: Release, **kwargs: Any) -> None:
+        """The director names `releases` for every device; the desired state changes."""
         with self.cond:
-            self.desired = list(models)
+            for device_id in self.devices:
+                data = self.director_metadata(device_id, list(releases), **kwargs)
+                self.director[device_id] = data
+                self.director_history.setdefault(device_id, []).append(data)
+            self.set_desired(*releases)
+
+    def serve_director(self, data: bytes, *desired: Release) -> None:
+        with self.cond:
+            for device_id in self.devices:
+                self.director[device_id] = data
+            self.set_desired(*desired)
+
+    def set_desired(self, *releases: Release) -> None:
+        with self.cond:
+            self.desired = [
+                {
+                    "model": r.name,
+                    "release_id": r.release_id,
+                    "manifest_digest": r.manifest_digest,
+                    "model_digest": r.model.digest,
+                    "fleet": r.fleet,
+                }
+                for r in releases
+            ]
             self.etag = "e" + uuid.uuid4().hex[:8]
             self.cond.notify_all()
 
@@ -198,8 +503,20 @@ class FakeControlPlane:
                     return dict(m)
         return None
 
+    def failure(self, model: str, release_id: int, timeout_s: float = 15.0) -> str:
+        """Wait for `release_id` to be reported failed; return the reason."""
+        self.wait_for(lambda c: "failed" in c.phases(model, release_id), timeout_s)
+        for report in reversed(self.reports):
+            for m in report["models"]:
+                if (m["model"], m["release_id"], m["phase"]) == (model, release_id, "failed"):
+                    return str(m["error"])
+        raise AssertionError("unreachable")
+
     def count(self, path_prefix: str) -> int:
-        return sum(1 for _, p in self.requests if p.startswith(path_prefix))
+        return sum(1 for _, p, _ in self.requests if p.startswith(path_prefix))
+
+
+TUF = "/api/v1/tuf"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,13 +526,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _json(self, status: int, doc: Any, ctype: str = "application/json") -> None:
-        body = json.dumps(doc).encode()
+    def _send(
+        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any, ctype: str = "application/json") -> None:
+        self._send(status, json.dumps(doc).encode(), ctype)
 
     def _empty(self, status: int) -> None:
         self.send_response(status)
@@ -233,7 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise FarpointError("unknown device")
         try:
             request_signing.verify_request(
-                self.headers, self.command, self.path, body, key, time.time()
+                self.headers, self.command, self.path, body, key, cp.clock()
             )
         except FarpointError:
             with cp.cond:
@@ -250,7 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
         cp = self.server.cp
         body = self._body()
         path = urlsplit(self.path).path
-        cp.requests.append(("POST", path))
+        cp.requests.append(("POST", path, dict(self.headers)))
         if path == "/api/v1/devices/enroll":
             doc = json.loads(body)
             cp.enroll_requests.append(doc)
@@ -260,13 +583,12 @@ class _Handler(BaseHTTPRequestHandler):
             cp.tokens.discard(doc["token"])
             device_id = "dev-" + uuid.uuid4().hex[:12]
             cp.devices[device_id] = keys.load_public_key(doc["public_key_pem"])
-            pem = cp.answer_key_pem or keys.public_key_pem(cp.key.public_key()).decode()
+            root = cp.answer_root if cp.answer_root is not None else cp.repo.root_bytes
             self._json(
                 201,
                 {
                     "device_id": device_id,
-                    "server_public_key_pem": pem,
-                    "server_key_id": cp.answer_key_id or cp.key_id,
+                    "root_json_b64": base64.b64encode(root).decode(),
                     "labels": doc["labels"],
                 },
             )
@@ -284,13 +606,40 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._problem(404, "no route")
 
+    def _model(self, path: str, data: bytes) -> None:
+        cp = self.server.cp
+        if path in cp.endless:  # no length announced, and it never ends
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.write(data)
+                for _ in range(4096):  # 256 MiB at most, should the client not stop
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if start >= len(data):
+                self._problem(416, "range not satisfiable")
+                return
+            extra = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+            self._send(206, data[start:], "application/octet-stream", extra)
+            return
+        self._send(200, data, "application/octet-stream")
+
     def do_GET(self) -> None:
         cp = self.server.cp
         parts = urlsplit(self.path)
         path = parts.path
-        cp.requests.append(("GET", path))
+        cp.requests.append(("GET", path, dict(self.headers)))
         try:
-            self._device(b"")
+            device_id = self._device(b"")
         except FarpointError as exc:
             self._problem(401, exc.detail)
             return
@@ -302,28 +651,39 @@ class _Handler(BaseHTTPRequestHandler):
                 if cp.etag == seen:
                     self._empty(304)
                     return
-                doc = {"device_id": "x", "etag": cp.etag, "models": list(cp.desired)}
+                doc = {"device_id": device_id, "etag": cp.etag, "models": list(cp.desired)}
             self._json(200, doc)
             return
-        prefix = "/api/v1/devices/self/releases/"
-        if path.startswith(prefix) and path.endswith("/manifest"):
-            envelope = cp.envelopes.get(int(path[len(prefix) : -len("/manifest")]))
-            if envelope is None:
-                self._problem(404, "no such release")
-            else:
-                self._json(200, envelope)
-            return
-        prefix = "/api/v1/devices/self/blobs/"
-        if path.startswith(prefix):
-            data = cp.blobs.get(path[len(prefix) :])
+        if path == f"{TUF}/director/targets.json":
+            data = cp.director.get(device_id)
             if data is None:
-                self._problem(404, "no such blob")
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                self._problem(404, "no director metadata for this device yet")
+            else:
+                self._send(200, data, "application/json")
+            return
+        prefix = f"{TUF}/image/metadata/"
+        if path.startswith(prefix):
+            data = cp.repo.metadata.get(path[len(prefix) :])
+            if data is None:
+                self._problem(404, "no such metadata")
+            else:
+                self._send(200, data, "application/json")
+            return
+        prefix = f"{TUF}/image/targets/"
+        if path.startswith(prefix):
+            target = path[len(prefix) :]
+            data = cp.served_blobs.get(target, cp.repo.targets_files.get(target))
+            if data is None:
+                self._problem(404, "no such target")
+            elif target.endswith("/model.onnx"):
+                self._model(target, data)
+            else:
+                self._send(200, data, "application/octet-stream")
+            return
+        prefix = "/api/v1/devices/self/releases/"
+        if path.startswith(prefix) and path.endswith("/attestations"):
+            release_id = int(path[len(prefix) : -len("/attestations")])
+            self._json(200, {"attestations": cp.attestations.get(release_id, [])})
             return
         self._problem(404, "no route")
 
@@ -334,8 +694,13 @@ class _Server(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def control_plane(server_key: keys.PrivateKey) -> Iterator[FakeControlPlane]:
-    cp = FakeControlPlane(key=server_key)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def control_plane(trust_keys: TrustKeys, clock: Clock) -> Iterator[FakeControlPlane]:
+    cp = FakeControlPlane(k=trust_keys, clock=clock, repo=Repository(trust_keys, clock))
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.cp = cp
     cp.url = f"http://127.0.0.1:{httpd.server_address[1]}"

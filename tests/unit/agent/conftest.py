@@ -1,5 +1,5 @@
 """Fixtures of the agent tests; they live in agent_fakes so tests can import its types."""
 
-from agent_fakes import control_plane, enrolled, model_a, model_b, server_key
+from agent_fakes import clock, control_plane, enrolled, model_a, model_b, trust_keys
 
-__all__ = ["control_plane", "enrolled", "model_a", "model_b", "server_key"]
+__all__ = ["clock", "control_plane", "enrolled", "model_a", "model_b", "trust_keys"]

@@ -25,12 +25,14 @@ pytestmark = pytest.mark.timeout(60)
 GUARD = r"""
 import importlib.abc
 import importlib.metadata as md
+import os
 import re
 import sys
+import tomllib
 
 
-def _closure(dist, seen):
-    for req in md.requires(dist) or []:
+def _closure(dist, seen, reqs=None):
+    for req in md.requires(dist) or [] if reqs is None else reqs:
         if "extra ==" in req:
             continue
         name = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0].lower().replace("_", "-")
@@ -44,7 +46,10 @@ def _closure(dist, seen):
     return seen
 
 
-_BASE = _closure("farpoint", set())
+# pyproject.toml is the truth; an editable install's metadata may predate its last edit
+with open(os.environ["FARPOINT_PYPROJECT"], "rb") as _f:
+    _DECLARED = tomllib.load(_f)["project"]["dependencies"]
+_BASE = _closure("farpoint", set(), _DECLARED)
 _ALLOWED = set(sys.stdlib_module_names) | {"farpoint", "sitecustomize"}
 for _top, _dists in md.packages_distributions().items():
     if any(d.lower().replace("_", "-") in _BASE for d in _dists):
@@ -75,7 +80,11 @@ def test_agent_serves_a_release_with_only_base_dependencies(
     guard_dir = tmp_path / "guard"
     guard_dir.mkdir()
     (guard_dir / "sitecustomize.py").write_text(GUARD)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(guard_dir), *sys.path[1:]]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(guard_dir), *sys.path[1:]]),
+        FARPOINT_PYPROJECT=str(Path(__file__).parents[3] / "pyproject.toml"),
+    )
 
     # The guard works: a client-extra module cannot be imported under it.
     probe = subprocess.run(
@@ -83,7 +92,7 @@ def test_agent_serves_a_release_with_only_base_dependencies(
     )
     assert probe.returncode != 0 and "not a base dependency" in probe.stderr
 
-    control_plane.set_desired(control_plane.publish(1, model_a))
+    control_plane.deploy(control_plane.release(1, model_a))
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
         [sys.executable, "-m", "farpoint", "agent", "run", "--state-dir", str(enrolled),
@@ -104,6 +113,10 @@ def test_agent_serves_a_release_with_only_base_dependencies(
         with urllib.request.urlopen(req, timeout=10) as resp:
             doc = json.loads(resp.read())
         assert [p["label"] for p in doc["predictions"]] == model_a.labels
+    except AssertionError:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(err.decode()[-3000:]) from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -55,7 +55,7 @@ def test_run_serves_the_desired_release_and_stops_on_sigterm(
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    control_plane.set_desired(control_plane.publish(1, model_a))
+    control_plane.deploy(control_plane.release(1, model_a))
     port_file = tmp_path / "port"
     proc = _spawn(["run", "--state-dir", str(enrolled), "--port-file", str(port_file),
                    "--poll-wait", "1", "--heartbeat-s", "1",

@@ -47,42 +47,49 @@ def test_enroll_stores_identity_and_prints_device_id(
     identity, key = load_identity(state)
     assert keys.public_key_pem(key.public_key()).decode() == sent["public_key_pem"]
     assert identity.device_id == device_id
-    assert identity.server_key_id == control_plane.key_id
+    assert identity.root_sha256 == control_plane.root_hex
+    # the root the token named is the trusted root python-tuf bootstraps from
+    root = state / "tuf" / "metadata" / "root.json"
+    assert root.read_bytes() == control_plane.repo.root_bytes
     assert stat.S_IMODE((state / "device-key.pem").stat().st_mode) == 0o600
     doc = json.loads((state / "device.json").read_text())
     assert doc["server_url"] == control_plane.url
+    assert "server_public_key_pem" not in doc
     assert "PRIVATE" not in (state / "device.json").read_text()
 
 
-def test_enroll_refuses_a_server_key_id_other_than_the_tokens(
+def test_enroll_refuses_a_root_other_than_the_tokens(
     control_plane: FakeControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = keys.generate_private_key()
-    control_plane.answer_key_pem = keys.public_key_pem(other.public_key()).decode()
-    control_plane.answer_key_id = keys.key_id(other.public_key())
+    # a server that hands over another root (say, one whose keys it holds itself)
+    doc = json.loads(control_plane.repo.root_bytes)
+    doc["signed"]["version"] = 7
+    control_plane.answer_root = json.dumps(doc).encode()
     state = tmp_path / "state"
     assert _enroll(control_plane, state) == 1
     err = capsys.readouterr().err
-    assert "refusing to trust" in err and err.count("\n") == 1
+    assert "hashes to" in err and "refusing to trust" in err and err.count("\n") == 1
     assert not (state / "device.json").exists()
+    assert not (state / "tuf").exists()
 
 
-def test_enroll_refuses_a_key_that_does_not_hash_to_the_claimed_id(
+def test_enroll_refuses_bytes_that_are_not_root_metadata(
     control_plane: FakeControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # the server claims the token's key id but hands over another key
-    other = keys.generate_private_key()
-    control_plane.answer_key_pem = keys.public_key_pem(other.public_key()).decode()
-    state = tmp_path / "state"
-    assert _enroll(control_plane, state) == 1
-    assert "hashes to" in capsys.readouterr().err
-    assert not (state / "device.json").exists()
+    import hashlib
+
+    junk = b'{"signed": {"_type": "targets"}}'
+    control_plane.answer_root = junk
+    token = f"fpe1.s.{hashlib.sha256(junk).hexdigest()}"
+    control_plane.tokens.add(token)
+    assert _enroll(control_plane, tmp_path / "s", token) == 1
+    assert "not TUF root metadata" in capsys.readouterr().err
 
 
 def test_enroll_shows_the_servers_problem_detail(
     control_plane: FakeControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hex_part = control_plane.key_id.split(":")[1]
+    hex_part = control_plane.root_hex
     assert _enroll(control_plane, tmp_path / "s", f"fpe1.unknown.{hex_part}") == 1
     err = capsys.readouterr().err
     assert "401" in err and "enrollment token is unknown, used or expired" in err
@@ -125,7 +132,7 @@ def test_parse_token_rejects_malformed_tokens(token: str) -> None:
         parse_token(token)
 
 
-def test_parse_token_names_the_server_key_id() -> None:
+def test_parse_token_names_the_roots_digest() -> None:
     parsed = parse_token("fpe1.abc-_.def." + "0f" * 32)
     assert parsed.secret == "abc-_.def"
-    assert parsed.server_key_id == "sha256:" + "0f" * 32
+    assert parsed.root_sha256 == "0f" * 32

@@ -14,6 +14,7 @@ _VIEWS = (
     "it_ops",
     "business",
     "admin",
+    "release_trace",
 )
 
 

@@ -128,6 +128,10 @@ def _draw(board: _Board) -> None:
             ],
             key="id",
         )
+        with ui.row().classes("gap-3 items-center"):
+            ui.label("Chain of custody:").classes("text-caption text-grey-8")
+            for r in board.releases[:20]:
+                ui.link(f"release {r.id}", f"/releases/{r.id}").classes("text-caption")
 
 
 def _draw_rollouts(rollouts: list[RolloutOut]) -> None:

@@ -143,6 +143,20 @@ async def release_manifest(release_id: int, device: SignedDeviceDep, ctx: Ctx) -
     return await run_in_threadpool(_envelope, ctx, device.id, release_id)
 
 
+def _attestations(ctx: AppContext, device_id: str, release_id: int) -> list[dict[str, object]]:
+    with ctx.db.session() as s:
+        return service.desired_release_attestations(s, device_id, release_id)
+
+
+@router.get("/devices/self/releases/{release_id}/attestations")
+async def release_attestations(
+    release_id: int, device: SignedDeviceDep, ctx: Ctx
+) -> dict[str, list[dict[str, object]]]:
+    """Approvals and test results of a release desired for this device (DSSE envelopes)."""
+    found = await run_in_threadpool(_attestations, ctx, device.id, release_id)
+    return {"attestations": found}
+
+
 def _check_blob(ctx: AppContext, device_id: str, digest: str) -> None:
     with ctx.db.session() as s:
         service.check_blob_desired(s, device_id, digest)

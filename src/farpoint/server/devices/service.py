@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -12,14 +13,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from farpoint.core import keys
+from farpoint.core import intoto, keys
 from farpoint.core.digest import hex_of
 from farpoint.core.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
+from farpoint.server.attestations import repository as attestations_repo
 from farpoint.server.devices import repository as repo
 from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentToken
 from farpoint.server.fleets import repository as fleets_repo
 from farpoint.server.fleets import rules
 from farpoint.server.fleets import service as fleets_service
+from farpoint.server.tuf import repository as tuf_repo
 from farpoint.wire.devices import (
     DesiredModel,
     DesiredState,
@@ -42,12 +45,20 @@ def _hash(secret: str) -> str:
 def create_enrollment_token(
     s: Session, body: EnrollmentTokenCreate, actor: str, server_key_id: str, now: datetime
 ) -> EnrollmentTokenCreated:
-    """A single-use token; only the hash of its secret is stored."""
+    """A single-use token naming the current root; only the hash of its secret is stored."""
+    root = tuf_repo.latest(s, "root")
+    if root is None:
+        raise Conflict(
+            "trust is not initialized: an admin must run `farpoint trust init` before "
+            "enrollment tokens can name the root devices trust"
+        )
     secret = secrets.token_urlsafe(32)  # no '.' in the urlsafe alphabet
     row = EnrollmentToken(
         secret_hash=_hash(secret),
         labels=dict(body.labels),
         server_key_id=server_key_id,
+        root_version=root.version,
+        root_digest=root.digest,
         created_by=actor,
         created_at=now,
         expires_at=now + timedelta(seconds=body.expires_in_s),
@@ -58,10 +69,11 @@ def create_enrollment_token(
     s.flush()
     return EnrollmentTokenCreated(
         id=row.id,
-        token=f"{_TOKEN_PREFIX}.{secret}.{hex_of(server_key_id)}",
+        token=f"{_TOKEN_PREFIX}.{secret}.{hex_of(root.digest)}",
         labels=row.labels,
         expires_at=row.expires_at,
         server_key_id=server_key_id,
+        root_digest=root.digest,
     )
 
 
@@ -117,11 +129,15 @@ def enroll(
         s.flush()
     except IntegrityError as exc:  # a concurrent enrollment took the name
         raise Conflict(f"a device named {body.name!r} is already enrolled") from exc
+    root = tuf_repo.metadata_version(s, "root", token.root_version)
+    assert root is not None, "roots are never deleted"
     return EnrollResponse(
         device_id=device_id,
         server_public_key_pem=keys.public_key_pem(server_key).decode(),
         server_key_id=keys.key_id(server_key),
         labels=labels,
+        root_json_b64=base64.b64encode(root.data).decode(),
+        root_digest=root.digest,
     )
 
 
@@ -186,6 +202,31 @@ def desired_release_envelope(s: Session, device_id: str, release_id: int) -> dic
     if release is None:  # pragma: no cover - desired state joins on releases
         raise NotFound(f"release {release_id} does not exist")
     return release.envelope
+
+
+def desired_release_attestations(
+    s: Session, device_id: str, release_id: int
+) -> list[dict[str, object]]:
+    """Approvals of a desired release's manifest and test results of its model, as DSSE
+    envelopes; the device judges them against the offline-signed bindings itself."""
+    if all(m.release_id != release_id for m in desired_state(s, device_id).models):
+        raise NotFound(f"release {release_id} is not desired for this device")
+    release = fleets_repo.release_by_id(s, release_id)
+    if release is None:  # pragma: no cover - desired state joins on releases
+        raise NotFound(f"release {release_id} does not exist")
+    out: list[dict[str, object]] = []
+    for subject, predicate in (
+        (release.manifest_digest, intoto.APPROVAL_V1),
+        (release.model_digest, intoto.TEST_RESULT_V01),
+    ):
+        after = 0
+        while True:
+            rows = attestations_repo.search(s, after, 500, subject, predicate)
+            out.extend(r.envelope for r in rows)
+            if len(rows) < 500:
+                break
+            after = rows[-1].id
+    return out
 
 
 def check_blob_desired(s: Session, device_id: str, digest: str) -> None:

@@ -18,6 +18,10 @@ class EnrollmentToken(Base):
     """SHA-256 hex of the token's secret; the secret itself is shown once and never stored."""
     labels: Mapped[dict[str, Any]]
     server_key_id: Mapped[str] = mapped_column(String(71))
+    root_version: Mapped[int]
+    """The image repository's root when the token was made: the device trusts it first."""
+    root_digest: Mapped[str] = mapped_column(String(71))
+    """`sha256:` of that root's bytes; the token carries its hex."""
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

@@ -23,6 +23,7 @@ def build_manifest(
     classes: list[Any],
     golden: dict[str, Any],
     evaluation_id: int,
+    author: str,
     created_at: datetime,
 ) -> dict[str, Any]:
     return {
@@ -38,6 +39,7 @@ def build_manifest(
         "classes": classes,
         "golden": golden,
         "evaluation_id": evaluation_id,
+        "author": author,
         "created_at": created_at.isoformat(),
     }
 

@@ -89,6 +89,7 @@ def create_release(
         classes=mv.classes,
         golden=mv.golden,
         evaluation_id=evaluation.id,
+        author=mv.created_by,
         created_at=now,
     )
     payload = manifest_bytes(manifest)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:36:23.679694
+Create Date: 2026-11-24 20:12:21.571487
 """
 
 from collections.abc import Sequence
@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("server_key_id", sa.String(length=71), nullable=False),
+        sa.Column("root_version", sa.Integer(), nullable=False),
+        sa.Column("root_digest", sa.String(length=71), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
@@ -121,6 +123,31 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_training_runs")),
+    )
+    op.create_table(
+        "tuf_metadata",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("digest", sa.String(length=71), nullable=False),
+        sa.Column("expires", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tuf_metadata")),
+        sa.UniqueConstraint("role", "version", name=op.f("uq_tuf_metadata_role")),
+    )
+    with op.batch_alter_table("tuf_metadata", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_tuf_metadata_role"), ["role"], unique=False)
+
+    op.create_table(
+        "tuf_trust_files",
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("digest", sa.String(length=71), nullable=False),
+        sa.Column("updated_by", sa.String(length=64), nullable=False),
+        sa.Column("updated_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_tuf_trust_files")),
     )
     op.create_table(
         "users",
@@ -325,6 +352,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("device_id", "model", name=op.f("pk_device_model_states")),
     )
     op.create_table(
+        "tuf_director_targets",
+        sa.Column("device_id", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("content_digest", sa.String(length=71), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("expires", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("signed_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name=op.f("fk_tuf_director_targets_device_id_devices")
+        ),
+        sa.PrimaryKeyConstraint("device_id", name=op.f("pk_tuf_director_targets")),
+    )
+    op.create_table(
         "evaluations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("model_version_id", sa.Integer(), nullable=False),
@@ -429,6 +469,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_rollouts_state"), ["state"], unique=False)
 
     op.create_table(
+        "tuf_release_signatures",
+        sa.Column("release_id", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("digest", sa.String(length=71), nullable=False),
+        sa.Column("signer_key_id", sa.String(length=71), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
+        sa.Column("uploaded_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["release_id"],
+            ["releases.id"],
+            name=op.f("fk_tuf_release_signatures_release_id_releases"),
+        ),
+        sa.PrimaryKeyConstraint("release_id", name=op.f("pk_tuf_release_signatures")),
+    )
+    op.create_table(
         "rollout_devices",
         sa.Column("rollout_id", sa.Integer(), nullable=False),
         sa.Column("device_id", sa.String(length=36), nullable=False),
@@ -457,6 +512,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rollout_devices_device_id"))
 
     op.drop_table("rollout_devices")
+    op.drop_table("tuf_release_signatures")
     with op.batch_alter_table("rollouts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rollouts_state"))
         batch_op.drop_index(batch_op.f("ix_rollouts_fleet_id"))
@@ -472,6 +528,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_evaluations_model_version_id"))
 
     op.drop_table("evaluations")
+    op.drop_table("tuf_director_targets")
     op.drop_table("device_model_states")
     with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dataset_versions_dataset_id"))
@@ -503,6 +560,11 @@ def downgrade() -> None:
 
     op.drop_table("api_tokens")
     op.drop_table("users")
+    op.drop_table("tuf_trust_files")
+    with op.batch_alter_table("tuf_metadata", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tuf_metadata_role"))
+
+    op.drop_table("tuf_metadata")
     op.drop_table("training_runs")
     op.drop_table("teams")
     with op.batch_alter_table("policies", schema=None) as batch_op:
