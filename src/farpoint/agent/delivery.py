@@ -31,6 +31,7 @@ from .tuf_client import ImageRepository, RepositoryRefused
 __all__ = ["Delivery", "SyncRefused", "TrustedRelease"]
 
 BINDINGS_PATH = "trust/bindings.json"
+_SMALL_CACHE_ENTRIES = 64
 POLICY_PATH = "trust/policy.json"
 _FLEET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -61,6 +62,7 @@ class Delivery:
         self._device_id = device_id
         self._clock = clock
         self._repo: ImageRepository | None = None
+        self._small: dict[tuple[str, str], bytes] = {}
 
     def _now(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self._clock(), datetime.UTC)
@@ -171,7 +173,16 @@ class Delivery:
             if required:
                 raise ReleaseRejected(f"image repository has no target {path}")
             return None
-        return self.repo.download_small(info)
+        # Small targets are kept by their verified sha256: the bindings and the policy are
+        # read by several checks and change rarely; a changed target has a new hash.
+        key = (path, info.hashes.get("sha256", ""))
+        data = self._small.get(key)
+        if data is None:
+            data = self.repo.download_small(info)
+            if len(self._small) > _SMALL_CACHE_ENTRIES:
+                self._small.clear()
+            self._small[key] = data
+        return data
 
     def check_policy(self, d: DirectedRelease, manifest: bytes) -> trust_policy.PolicyVerdict:
         try:

@@ -40,6 +40,7 @@ SLOTS = ("slot-a", "slot-b")
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 _CHUNK = 1 << 16
+_HASH_BUFFER = 1 << 20
 
 
 class ReleaseRejected(Exception):
@@ -69,11 +70,14 @@ def blob_path(state_dir: Path, model_digest: str) -> Path:
 
 
 def _hash_file(path: Path, h: hashlib._Hash) -> int:
+    # One reusable buffer, filled in place: hashing a cached model runs near sha256's speed.
     size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
+    buffer = bytearray(_HASH_BUFFER)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            h.update(view[:n])
+            size += n
     return size
 
 

@@ -1,0 +1,163 @@
+"""Time to verify a 100 MB release on the device, against raw sha256 over the same bytes.
+
+The device side is the agent's own code (`farpoint.agent.delivery`): refresh and verify the
+TUF image repository (root, timestamp, snapshot, targets, the release managers' delegated
+metadata), fetch and verify the director metadata, check the image targets, the manifest,
+the trust policy (every approval and evaluation signature against the keys bound offline)
+and the OMS model signature, then hash the model bytes once. The control plane is the
+agent test suite's (`tests/unit/agent/agent_fakes.py`): a real python-tuf repository and
+real DSSE attestations served over loopback HTTP.
+
+Verification time counts the model as already on the device (the agent's content-addressed
+cache); the download over loopback is reported beside it. Signature checks are ECDSA P-256
+verifications of DSSE envelopes, timed one by one.
+
+    .venv/bin/python benchmarks/verify.py [--mb 100] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "agent"))
+
+import agent_fakes as fakes  # noqa: E402  (the agent tests' control plane)
+import numpy as np  # noqa: E402
+from securesystemslib.signer import CryptoSigner  # noqa: E402
+
+from farpoint.agent.client import DeviceClient  # noqa: E402
+from farpoint.agent.delivery import Delivery  # noqa: E402
+from farpoint.agent.enroll import enroll  # noqa: E402
+from farpoint.agent.state import load_identity  # noqa: E402
+from farpoint.core import dsse, keys  # noqa: E402
+
+
+def _trust_keys() -> fakes.TrustKeys:
+    gen = CryptoSigner.generate_ecdsa
+    person = keys.generate_private_key
+    return fakes.TrustKeys(
+        gen(), gen(), gen(), gen(), gen(), gen(), gen(),
+        fakes.Person("dana", ("data-scientist",), person()),
+        fakes.Person("omar", ("mlops-engineer",), person()),
+        fakes.Person("alex", ("data-scientist", "mlops-engineer"), person()),
+        fakes.Person("eve", ("mlops-engineer",), person()),
+    )  # fmt: skip
+
+
+def _serve(cp: fakes.FakeControlPlane) -> fakes._Server:
+    httpd = fakes._Server(("127.0.0.1", 0), fakes._Handler)
+    httpd.cp = cp
+    cp.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def _best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run(mb: int, repeat: int) -> dict[str, float]:
+    data = np.random.default_rng(7).bytes(mb * 1024 * 1024)
+    model = fakes.OnnxModel(data=data, inputs=["x"], rows=[], labels=[], probabilities=[])
+    clock = fakes.Clock()
+    k = _trust_keys()
+    cp = fakes.FakeControlPlane(k=k, clock=clock, repo=fakes.Repository(k, clock))
+    httpd = _serve(cp)
+    try:
+        release = cp.release(1, model)
+        with tempfile.TemporaryDirectory(prefix="farpoint-verify-") as tmp:
+            state = Path(tmp) / "device"
+            enroll(cp.url, cp.token(), state, "bench-1", {})
+            cp.deploy(release)  # the director names it for the enrolled device
+            identity, key = load_identity(state)
+            client = DeviceClient(identity.server_url, identity.device_id, key, clock)
+
+            def new_delivery() -> Delivery:
+                return Delivery(client, state, identity.server_url, identity.device_id, clock)
+
+            delivery = new_delivery()
+            directed = delivery.sync().releases[0]
+            delivery.verify_release(directed)
+            started = time.perf_counter()
+            delivery.fetch_model(directed, lambda: None)  # download over loopback, hash once
+            download_s = time.perf_counter() - started
+
+            def verify_on_device() -> None:
+                d = new_delivery()
+                rel = d.sync().releases[0]
+                d.verify_release(rel)
+                d.fetch_model(rel, lambda: None)  # cached: hashed once, not fetched
+
+            def metadata_only() -> None:
+                d = new_delivery()
+                d.verify_release(d.sync().releases[0])
+
+            verify_s = _best(verify_on_device, repeat)
+            metadata_s = _best(metadata_only, repeat)
+            sha256_s = _best(lambda: hashlib.sha256(data).digest(), repeat)
+
+        envelopes = cp.attestations[1]
+        trusted = {p.key_id: p.key.public_key() for p in (k.dana, k.omar, k.alex)}
+        per_signature = []
+        for _ in range(200):
+            for env in envelopes:
+                started = time.perf_counter()
+                dsse.verify_envelope(env, trusted, env["payloadType"])
+                per_signature.append(time.perf_counter() - started)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    return {
+        "model_mb": mb,
+        "verify_s": round(verify_s, 4),
+        "metadata_and_signatures_s": round(metadata_s, 4),
+        "sha256_s": round(sha256_s, 4),
+        "speed_ratio_vs_sha256": round(sha256_s / verify_s, 3),
+        "signature_check_ms": round(statistics.median(per_signature) * 1000, 3),
+        "signature_check_p99_ms": round(
+            sorted(per_signature)[int(len(per_signature) * 0.99) - 1] * 1000, 3
+        ),
+        "signatures_in_chain": len(envelopes),
+        "download_loopback_s": round(download_s, 3),
+        "verify_mb_per_s": round(mb / verify_s, 1),
+        "sha256_mb_per_s": round(mb / sha256_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args()
+    r = run(args.mb, args.repeat)
+    print(f"release of {r['model_mb']} MB, best of {args.repeat}")
+    print(f"  verify on the device (metadata, signatures, hash): {r['verify_s']:.3f} s "
+          f"({r['verify_mb_per_s']} MB/s)")  # fmt: skip
+    print(f"    of which metadata, policy, signatures: {r['metadata_and_signatures_s']:.3f} s")
+    print(f"  hashlib.sha256 over the same bytes:                {r['sha256_s']:.3f} s "
+          f"({r['sha256_mb_per_s']} MB/s)")  # fmt: skip
+    print(f"  speed ratio vs sha256:                             {r['speed_ratio_vs_sha256']}")
+    print(f"  one signature check (median, p99):                 {r['signature_check_ms']} ms, "
+          f"{r['signature_check_p99_ms']} ms")  # fmt: skip
+    print(f"  first download over loopback + hash:               {r['download_loopback_s']} s")
+    if args.json:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
