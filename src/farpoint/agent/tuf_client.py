@@ -110,6 +110,9 @@ class ImageRepository:
             now = datetime.datetime.fromtimestamp(self._clock(), datetime.UTC)
             updater._trusted_set.reference_time = now
             updater.refresh()
+        except tuf_exceptions.DownloadLengthMismatchError as exc:
+            # More bytes than the signed metadata allows: an attack, not a dropped link.
+            raise RepositoryRefused(f"image repository refused: {_reason(exc)}") from exc
         except tuf_exceptions.DownloadError as exc:
             if isinstance(exc, tuf_exceptions.DownloadHTTPError) and exc.status_code < 500:
                 raise RepositoryRefused(f"image repository: {_reason(exc)}") from exc
@@ -133,6 +136,8 @@ class ImageRepository:
         """The target as the delegations allow it, or None when no role lists it."""
         try:
             return self.updater.get_targetinfo(path)
+        except tuf_exceptions.DownloadLengthMismatchError as exc:
+            raise RepositoryRefused(f"image repository refused: {_reason(exc)}") from exc
         except tuf_exceptions.DownloadError as exc:
             raise LinkDown(f"image repository: {_reason(exc)}") from exc
         except tuf_exceptions.RepositoryError as exc:
