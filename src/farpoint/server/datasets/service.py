@@ -12,7 +12,8 @@ from farpoint.server.blobs.store import BlobStore
 from farpoint.server.datasets import repository as repo
 from farpoint.server.datasets.tables import Dataset, DatasetVersion
 from farpoint.server.identity import repository as identity_repo
-from farpoint.wire.common import ColumnRole, parse_ref
+from farpoint.server.refs import parse_reference
+from farpoint.wire.common import ColumnRole
 from farpoint.wire.datasets import DatasetOut, DatasetVersionOut
 
 
@@ -113,10 +114,7 @@ def register_version(
 
 def resolve(s: Session, ref: str) -> tuple[Dataset, DatasetVersion]:
     """`NAME@VERSION` (or `NAME` for the latest) to its rows; NotFound names what is missing."""
-    try:
-        name, number = parse_ref(ref)
-    except ValueError as exc:
-        raise ValidationFailed(f"bad dataset reference: {exc}") from exc
+    name, number = parse_reference(ref, "dataset")
     dataset = repo.dataset_by_name(s, name)
     if dataset is None:
         raise NotFound(f"dataset {name!r} does not exist")

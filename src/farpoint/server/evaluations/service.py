@@ -15,7 +15,8 @@ from farpoint.server.evaluations import repository as repo
 from farpoint.server.evaluations.tables import Evaluation, Policy
 from farpoint.server.models import repository as model_repo
 from farpoint.server.models import service as models
-from farpoint.wire.common import ColumnRole, parse_ref
+from farpoint.server.refs import parse_reference
+from farpoint.wire.common import ColumnRole
 from farpoint.wire.evaluations import EvaluationCreate, EvaluationOut, GateResult, PolicyOut
 
 
@@ -48,10 +49,7 @@ def create_policy(s: Session, name: str, text: str, actor: str) -> PolicyOut:
 
 
 def resolve_policy(s: Session, ref: str) -> Policy:
-    try:
-        name, version = parse_ref(ref)
-    except ValueError as exc:
-        raise ValidationFailed(f"bad policy reference: {exc}") from exc
+    name, version = parse_reference(ref, "policy")
     version = version or repo.latest_policy_version(s, name)
     p = repo.policy(s, name, version)
     if p is None:

@@ -13,7 +13,8 @@ from farpoint.server.blobs.store import BlobStore
 from farpoint.server.datasets import service as datasets
 from farpoint.server.models import repository as repo
 from farpoint.server.models.tables import Model, ModelVersion, TrainingRun
-from farpoint.wire.common import ColumnRole, parse_ref
+from farpoint.server.refs import parse_reference
+from farpoint.wire.common import ColumnRole
 from farpoint.wire.models import ModelOut, ModelVersionMeta, ModelVersionOut, RunCreate, RunOut
 
 # Golden outputs recomputed on the server must match the client's within this tolerance.
@@ -83,10 +84,7 @@ def model_out(s: Session, m: Model) -> ModelOut:
 
 
 def resolve(s: Session, ref: str) -> tuple[Model, ModelVersion]:
-    try:
-        name, number = parse_ref(ref)
-    except ValueError as exc:
-        raise ValidationFailed(f"bad model reference: {exc}") from exc
+    name, number = parse_reference(ref, "model")
     model = repo.model_by_name(s, name)
     if model is None:
         raise NotFound(f"model {name!r} does not exist")
