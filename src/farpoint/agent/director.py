@@ -183,14 +183,15 @@ def verify_director(
             f"(device clock {now.replace(microsecond=0).isoformat()})"
         )
     last = last_accepted_version(state_dir)
+    # Whose metadata it is comes first: another device's versions say nothing about ours.
+    device = signed.unrecognized_fields.get(DEVICE_FIELD)
+    if device != device_id:
+        raise DirectorRefused(f"director metadata is for device {device!r}, not {device_id!r}")
     if signed.version < last:
         raise DirectorRefused(
             f"director metadata version {signed.version} is older than the accepted "
             f"{last}: a replay"
         )
-    device = signed.unrecognized_fields.get(DEVICE_FIELD)
-    if device != device_id:
-        raise DirectorRefused(f"director metadata is for device {device!r}, not {device_id!r}")
     releases = tuple(_entry(path, t) for path, t in sorted(signed.targets.items()))
     models = [r.model for r in releases]
     if len(set(models)) != len(models):
