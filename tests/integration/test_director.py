@@ -7,14 +7,17 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from release_fixtures import enroll_device, make_release
+from securesystemslib.signer import CryptoSigner
 from sqlalchemy import select
+from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata
 from tuf.api.serialization.json import CanonicalJSONSerializer
-from tuf_fixtures import DIRECTOR_FIELD, init_trust
+from tuf_fixtures import DIRECTOR_FIELD, init_trust, tuf_key
 
 from conftest import bearer
-from farpoint.core import intoto
+from farpoint.core import intoto, keys
 from farpoint.core.digest import hex_of
 from farpoint.core.request_signing import sign_request
 from farpoint.server.attestations import repository as attestations_repo
@@ -178,3 +181,57 @@ def test_device_sees_approvals_and_test_results_of_its_release(
     assert r.json() == {"attestations": [approval, result]}
     # A release this device is not told to run is not its business.
     assert dev.get(f"/api/v1/devices/self/releases/{elsewhere.id}/attestations").status_code == 404
+
+
+def test_online_keys_rotate_and_a_device_follows_without_re_enrolling(
+    app, api, admin_token, token_for, tmp_path
+):
+    fx = init_trust(api, admin_token, tmp_path)
+    a = enroll_device(app, api, token_for("it-ops"), "bed-a", labels={"site": "icu"})
+    r1 = make_release(app)
+    _rollout(api, token_for("mlops-engineer"), "icu", r1.id, site="icu")
+    before = _verified(fx, a.get(DIRECTOR).content)
+    fx.updater("bed-a", device=a).refresh()
+    old_online = dict(fx.online)
+    keys_dir = app.state.ctx.settings.key_dir
+    stolen = keys.load_private_key((keys_dir / "tuf-timestamp.pem").read_bytes())
+
+    h = bearer(admin_token)
+    refused = api.post("/api/v1/tuf/online-keys/rotate", json={"roles": ["root"]}, headers=h)
+    assert refused.status_code == 422 and "root" in refused.json()["detail"]
+    made = api.post("/api/v1/tuf/online-keys/rotate", json={}, headers=h)
+    assert made.status_code == 200, made.text
+    assert set(made.json()["next"]) == {"snapshot", "timestamp", "director"}
+    again = api.post("/api/v1/tuf/online-keys/rotate", json={}, headers=h).json()
+    assert again["next"] == made.json()["next"]  # asking twice makes no third key
+    # Until a root names them, the next keys sign nothing: the device sees no change.
+    assert _verified(fx, a.get(DIRECTOR).content).signed.version == before.signed.version
+
+    # The offline root keys sign root v2 naming the next keys.
+    fx.online = {role: tuf_key(pem) for role, pem in made.json()["next"].items()}
+    fx.rotate_root()
+    assert all(fx.online[r].keyid != old_online[r].keyid for r in fx.online)
+
+    # The device's Updater, trusting root v1 only, follows to v2 and accepts the timestamp
+    # and snapshot signed by the new keys; the director re-signs with the new key.
+    fx.updater("bed-a", device=a, from_local=True).refresh()
+    cached = tmp_path / "tuf-clients" / "bed-a" / "metadata"
+    root_v2 = Metadata.from_bytes((cached / "root.json").read_bytes())
+    assert root_v2.signed.version == 2
+    timestamp = Metadata.from_bytes((cached / "timestamp.json").read_bytes())
+    assert set(timestamp.signatures) == {fx.online["timestamp"].keyid}
+    after = _verified(fx, a.get(DIRECTOR).content)
+    assert after.signed.version == before.signed.version + 1
+    assert set(after.signatures) == {fx.online["director"].keyid}
+
+    # The server retired the old keys, and a stolen old key counts for nothing under v2.
+    assert sorted(p.name for p in keys_dir.glob("tuf-*.next.pem")) == []
+    listed = api.get("/api/v1/tuf/online-keys", headers=h).json()
+    assert listed["next"] == {}
+    assert tuf_key(listed["timestamp"]).keyid == fx.online["timestamp"].keyid
+    forged = Metadata.from_bytes(timestamp.to_bytes())
+    forged.signed.version += 1
+    forged.signatures.clear()
+    forged.sign(CryptoSigner(stolen))
+    with pytest.raises(UnsignedMetadataError):
+        root_v2.verify_delegate("timestamp", forged)

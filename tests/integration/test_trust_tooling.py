@@ -170,6 +170,15 @@ def test_offline_root_bindings_publish_rotate_and_verify(
     assert second.get_targetinfo(model_path).hashes == info.hashes
     assert json.loads((cache / "root.json").read_bytes())["signed"]["version"] == 2
 
+    # Online keys replaced: the server makes new ones, the offline keys sign root v3.
+    online = _ok(cli(admin_token, "trust", "rotate-online", *od, "--json"))
+    assert online["root_version"] == 3
+    assert online["online_keys_changed"] == ["snapshot", "timestamp", "director"]
+    third = updater()
+    third.refresh()
+    assert third.get_targetinfo(model_path).hashes == info.hashes
+    assert json.loads((cache / "root.json").read_bytes())["signed"]["version"] == 3
+
     # Approvals and the evaluation attestation the default policy asks for.
     world.ds.attest_evaluation(world.passed_eval, world.ds.load_key("ds", PASS))
     world.ds2.approve(release_id=rid, role="data-scientist", key=world.ds2.load_key("ds2", PASS))

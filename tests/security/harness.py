@@ -510,9 +510,25 @@ class World:
 
     def start_agent(self, device: str) -> None:
         d = self.devices[device]
-        child, port = start_agent(d.state_dir, poll_wait=2, heartbeat_s=2, env=self.agent_env())
+        child, port = start_agent(
+            d.state_dir,
+            poll_wait=2,
+            heartbeat_s=2,
+            env=self.agent_env(),
+            extra_args=["--trust-clock-offset-file", str(self.clock_file(device))],
+        )
         self.children.append(child)
         d.agent, d.port = child, port
+
+    def clock_file(self, device: str) -> Path:
+        return self.devices[device].state_dir / "clock-offset"
+
+    def travel(self, seconds: float, device: str = "a") -> None:
+        """Move the clock device `device` judges metadata expiry by (injected, no sleeping);
+        its requests stay signed with the real time the server checks."""
+        from farpoint.agent.state import atomic_write
+
+        atomic_write(self.clock_file(device), f"{seconds}\n".encode())
 
     def agent_env(self) -> dict[str, str]:
         env = dict(self.env)

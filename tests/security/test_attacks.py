@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -423,29 +423,46 @@ def test_another_devices_director_metadata_is_refused(w: World) -> None:
     refused(w, rid, "device")
 
 
+def _expiry(answer: Answer) -> datetime:
+    text = json.loads(answer.body)["signed"]["expires"]
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_frozen_director_metadata_expires(w: World) -> None:
-    """The proxy freezes a director answer the server signed earlier; once past its expiry
-    the device refuses it. The agent has no injectable clock on its command line, so the
-    world runs the server with a short FARPOINT_DIRECTOR_EXPIRY_S and the test freezes the
-    newest recorded answer that has already expired (waiting, bounded, only if none has)."""
-    history = w.proxy.history(DIRECTOR)
-    assert history
-
-    def expiry(a: Answer) -> datetime:
-        text = json.loads(a.body)["signed"]["expires"]
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    now = datetime.now(UTC)
-    expired = [a for a in history if expiry(a) < now]
-    frozen = expired[-1] if expired else history[0]
-    wait_s = (expiry(frozen) - now + timedelta(seconds=1)).total_seconds()
-    if wait_s > 0:
-        time.sleep(wait_s)
+    """The proxy freezes the director answer naming release 1; the device's clock (injected)
+    moves past its expiry, while the image repository's timestamp is still fresh."""
+    frozen = w.proxy.last(DIRECTOR)
     rid = w.release(2)
     w.proxy.freeze(DIRECTOR, frozen)
-    w.proxy.wait_hits(DIRECTOR)
-    w.rollout(rid)
-    refused(w, rid, "expired")
+    ahead = (_expiry(frozen) - datetime.now(UTC)).total_seconds() + 60
+    assert ahead < 3600, "the harness's director expiry is short; the timestamp's is a day"
+    try:
+        w.travel(ahead)
+        w.proxy.wait_hits(DIRECTOR)
+        w.rollout(rid)
+        reason = refused(w, rid, "expired")
+        assert "director" in reason.lower()
+    finally:
+        w.travel(0)
+        w.restore()
+
+
+def test_frozen_timestamp_expires(w: World) -> None:
+    """The proxy freezes the image repository: the same timestamp forever, so the device
+    would never learn of newer metadata. A day and an hour later on the device's clock it
+    refuses that timestamp as expired and keeps serving release 1."""
+    rid = w.release(2)  # the device has fetched the newest timestamp
+    frozen = w.proxy.last(TIMESTAMP)
+    w.proxy.freeze(TIMESTAMP, frozen)
+    try:
+        w.travel((_expiry(frozen) - datetime.now(UTC)).total_seconds() + 3600)
+        w.proxy.wait_hits(TIMESTAMP)
+        w.rollout(rid)
+        reason = refused(w, rid, "expired")
+        assert "timestamp" in reason.lower()
+    finally:
+        w.travel(0)
+        w.restore()
 
 
 def test_all_online_server_keys_compromised(w: World) -> None:
@@ -482,6 +499,33 @@ def test_all_online_server_keys_compromised(w: World) -> None:
         # metadata); two honest publishes take the server's versions past them.
         for _ in range(2):
             w.publish(w.create_release(2))
+
+
+def test_online_keys_rotated_after_theft_without_re_enrolling(w: World) -> None:
+    """After the theft above, the admin replaces the online keys (`farpoint trust
+    rotate-online`): the device follows the new root without re-enrolling and takes an
+    honest release; metadata signed with a stolen key is refused from then on."""
+    from farpoint.sdk import offline
+
+    stolen = w.online_key("timestamp")
+    out = offline.rotate_online(w.admin, w.offline_dir, w.offline_passphrase())
+    assert out.online_changed == ["snapshot", "timestamp", "director"]
+    assert w.online_key("timestamp").public_key() != stolen.public_key()
+    rid = w.release(2)
+    w.rollout(rid)
+    w.wait_serving(rid)
+    rid = w.release(2)
+    timestamp = _forge(w.tuf_bytes("timestamp.json"), [stolen], _bump)
+    w.proxy.substitute(TIMESTAMP, Answer(200, JSON_HEADERS, timestamp))
+    try:
+        w.proxy.wait_hits(TIMESTAMP)
+        w.rollout(rid)
+        phase, error = w.wait_report(rid)
+        assert phase == "failed" and "timestamp" in error.lower(), error
+    finally:
+        w.proxy.clear()
+        w.rollout(w.good_release)
+        w.wait_serving(w.good_release)
 
 
 def _forge(data: bytes, signers: list[keys.PrivateKey], change: Any) -> bytes:

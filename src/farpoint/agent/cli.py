@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -14,7 +15,9 @@ from .enroll import EnrollError, enroll, parse_labels
 from .payloads import PayloadError
 from .state import StateError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["OffsetClock", "build_parser", "main"]
+
+log = logging.getLogger("farpoint.agent")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +44,35 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--heartbeat-s", type=float, default=10.0, help="heartbeat period")
     r.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     r.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    r.add_argument(
+        "--trust-clock-offset-file",
+        type=Path,
+        help="testing only: a file holding seconds to add to the clock that judges metadata "
+        "expiry (re-read when it changes), so tests can move a device in time",
+    )
     return parser
+
+
+class OffsetClock:
+    """time.time() plus the seconds written in a file (0 while it is missing or empty)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        try:
+            st = self._path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                text = self._path.read_text().strip()
+                self._offset, self._stamp = (float(text) if text else 0.0), stamp
+        except FileNotFoundError:
+            self._offset, self._stamp = 0.0, None
+        except (OSError, ValueError) as exc:
+            log.error("clock offset file %s unusable: %s", self._path, exc)
+        return time.time() + self._offset
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -79,6 +110,9 @@ def _run(args: argparse.Namespace) -> int:
             poll_wait_s=args.poll_wait,
             heartbeat_s=args.heartbeat_s,
             parent_pid=args.parent_pid,
+            trust_clock=(
+                OffsetClock(args.trust_clock_offset_file) if args.trust_clock_offset_file else None
+            ),
         )
     except StateError as exc:
         print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)

@@ -25,7 +25,14 @@ from farpoint.core.errors import SignatureError
 
 from .client import DeviceClient, ServerError
 from .director import DirectedRelease, DirectorMetadata, DirectorRefused, verify_director
-from .slots import ReleaseRejected, VerifiedRelease, fetch_model, parse_release
+from .slots import (
+    CacheCheck,
+    ReleaseRejected,
+    VerifiedRelease,
+    blob_path,
+    fetch_model,
+    parse_release,
+)
 from .tuf_client import ImageRepository, RepositoryRefused
 
 __all__ = ["Delivery", "SyncRefused", "TrustedRelease"]
@@ -209,7 +216,20 @@ class Delivery:
             raise ReleaseRejected(f"trust policy not met: {verdict.summary()}")
         return verdict
 
-    def fetch_model(self, d: DirectedRelease, on_downloaded: Callable[[], None]) -> Path:
+    def check_cache(self, d: DirectedRelease) -> CacheCheck | None:
+        """Start hashing the model's blob if the cache holds one (see CacheCheck)."""
+        try:
+            path = blob_path(self._state_dir, d.model_digest)
+        except ValueError:
+            return None
+        return CacheCheck(path) if path.exists() else None
+
+    def fetch_model(
+        self,
+        d: DirectedRelease,
+        on_downloaded: Callable[[], None],
+        cache_check: CacheCheck | None = None,
+    ) -> Path:
         """The model bytes, downloaded (or read from the cache) and hashed once.
 
         The one digest is compared with `d.model_digest`, which verify_release proved
@@ -222,4 +242,5 @@ class Delivery:
             d.model_digest,
             d.model_length,
             on_downloaded,
+            cache_check,
         )

@@ -93,10 +93,13 @@ class Agent:
         heartbeat_s: float = 10.0,
         parent_pid: int | None = None,
         clock: Callable[[], float] = time.time,
+        trust_clock: Callable[[], float] | None = None,
     ) -> None:
+        """`clock` signs requests; `trust_clock` (default: `clock`) judges metadata expiry."""
         self.state_dir = state_dir
         self.identity, key = load_identity(state_dir)
         self._clock = clock
+        self._trust_clock = trust_clock or clock
         self.client = DeviceClient(self.identity.server_url, self.identity.device_id, key, clock)
         self.registry = Registry()
         self.stats = InferenceStats()
@@ -242,7 +245,7 @@ class Agent:
                 self.state_dir,
                 self.identity.server_url,
                 self.identity.device_id,
-                self._clock,
+                self._trust_clock,
             )
         self._last_trust_sync = time.monotonic()
         try:
@@ -319,10 +322,11 @@ class Agent:
         try:
             model_dir = self._model_dir(model)
             self._phase(model, release_id, "downloading")
+            cache_check = delivery.check_cache(d)  # a held blob is hashed meanwhile
             trusted = delivery.verify_release(d)
             release = trusted.release
             blob = delivery.fetch_model(
-                d, on_downloaded=lambda: self._phase(model, release_id, "verifying")
+                d, lambda: self._phase(model, release_id, "verifying"), cache_check
             )
             self._phase(model, release_id, "installing")
             serving = self.registry.get(model)

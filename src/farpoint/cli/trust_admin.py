@@ -181,6 +181,36 @@ def trust_set_policy(
     _emit(as_json, {"target": target, "targets_version": version, "policy": policy}, "policy set")
 
 
+@trust_app.command("rotate-online")
+def trust_rotate_online(
+    ctx: typer.Context,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role", help="snapshot, timestamp or director (repeatable; default: all three)."
+        ),
+    ] = None,
+    offline_dir: OfflineDir = None,
+    passphrase_env: PassphraseEnv = None,
+    as_json: Json = False,
+) -> None:
+    """Replace the server's online keys and sign the root naming the new ones (admin).
+
+    Devices follow the new root without re-enrolling; the old keys stop counting."""
+    out = offline.rotate_online(
+        client(ctx),
+        _directory(offline_dir),
+        _passphrase(passphrase_env),
+        role or ("snapshot", "timestamp", "director"),
+    )
+    _emit(
+        as_json,
+        {"root_version": out.version, "online_keys_changed": out.online_changed},
+        f"root version {out.version}; new online keys for "
+        f"{', '.join(out.online_changed) or 'no role'}",
+    )
+
+
 @trust_app.command("rotate-root")
 def trust_rotate_root(
     ctx: typer.Context,

@@ -111,7 +111,12 @@ def start_server(
 
 
 def start_agent(
-    state_dir: Path, *, poll_wait: int = 20, heartbeat_s: int = 5, env: dict[str, str] | None = None
+    state_dir: Path,
+    *,
+    poll_wait: int = 20,
+    heartbeat_s: int = 5,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[Child, int]:
     """Start `farpoint agent run` for an enrolled state directory; returns child and API port."""
     port_file = state_dir / "api.port"
@@ -131,6 +136,7 @@ def start_agent(
         str(heartbeat_s),
         "--parent-pid",
         str(os.getpid()),
+        *extra_args,
     )
     child = _spawn(
         f"agent {state_dir.name}",

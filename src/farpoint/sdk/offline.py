@@ -52,6 +52,7 @@ __all__ = [
     "default_offline_dir",
     "init",
     "offline_status",
+    "rotate_online",
     "rotate_root",
     "set_policy",
     "sign_rotation",
@@ -627,8 +628,9 @@ def rotate_root(
 
 
 def _swap_online(client: Client, root: Root) -> list[str]:
-    """Put the server's current online keys in `root` in place of the ones it names."""
-    online = {role: tuf_key(pem) for role, pem in client.tuf_online_keys().items()}
+    """Put the server's online keys in `root` in place of the ones it names: the next key of
+    a role being rotated, else its current key."""
+    online = {role: tuf_key(pem) for role, pem in client.tuf_online_keys(prefer_next=True).items()}
     changed = []
     for role in ("snapshot", "timestamp"):
         key = online[role]
@@ -647,6 +649,21 @@ def _swap_online(client: Client, root: Root) -> list[str]:
         root.unrecognized_fields[DIRECTOR_FIELD] = {"keyids": [director.keyid], "threshold": 1}
         changed.append("director")
     return changed
+
+
+def rotate_online(
+    client: Client,
+    directory: Path,
+    passphrase: bytes,
+    roles: Iterable[str] = ("snapshot", "timestamp", "director"),
+    *,
+    now: datetime | None = None,
+) -> RotateResult:
+    """Replace the server's online keys: the server makes new ones, the offline root keys
+    sign the root that names them; from that root on, only the new keys count on devices
+    (a stolen old key is worthless), and no device re-enrolls."""
+    client.tuf_rotate_online_keys(list(roles))
+    return rotate_root(client, directory, passphrase, rotate_online=True, now=now)
 
 
 def offline_status(directory: Path, client: Client | None = None) -> dict[str, Any]:

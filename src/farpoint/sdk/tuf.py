@@ -36,9 +36,20 @@ class TufCalls(_Base):
         quoted = "/".join(segment(part) for part in path.split("/"))
         return self._request("GET", f"{TUF_PREFIX}/targets/{quoted}").content
 
-    def tuf_online_keys(self) -> dict[str, str]:
-        """The public PEMs of the server's online keys: snapshot, timestamp, director."""
-        answer: dict[str, str] = self._json("GET", "tuf/online-keys")
+    def tuf_online_keys(self, prefer_next: bool = False) -> dict[str, str]:
+        """The public PEMs of the server's online keys: snapshot, timestamp, director.
+
+        With `prefer_next`, a role with a key made for a rotation gives that one instead.
+        """
+        answer: dict[str, Any] = self._json("GET", "tuf/online-keys")
+        pems = {role: str(answer[role]) for role in ("snapshot", "timestamp", "director")}
+        if prefer_next:
+            pems.update({role: str(pem) for role, pem in (answer.get("next") or {}).items()})
+        return pems
+
+    def tuf_rotate_online_keys(self, roles: list[str]) -> dict[str, Any]:
+        """Have the server make next keys for online `roles` (admin); a root must name them."""
+        answer: dict[str, Any] = self._json("POST", "tuf/online-keys/rotate", json={"roles": roles})
         return answer
 
     def tuf_status(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from farpoint.wire.common import WireModel
 
-__all__ = ["OnlineKeysOut", "RoleStatus", "TufStatus", "UploadResult"]
+__all__ = ["OnlineKeysOut", "OnlineKeysRotate", "RoleStatus", "TufStatus", "UploadResult"]
 
 
 class RoleStatus(WireModel):
@@ -32,6 +32,12 @@ class OnlineKeysOut(WireModel):
     snapshot: str
     timestamp: str
     director: str
+    next: dict[str, str] = {}
+    """Keys made for a rotation (role → PEM): they sign once a root names them."""
+
+
+class OnlineKeysRotate(WireModel):
+    roles: list[str] = ["snapshot", "timestamp", "director"]
 
 
 class UploadResult(WireModel):

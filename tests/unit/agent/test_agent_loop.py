@@ -234,6 +234,28 @@ def test_a_newer_director_version_naming_an_older_release_is_a_rollback(
     assert cp.count("/api/v1/tuf/image/targets/releases/1/model.onnx") == 1
 
 
+def test_a_held_blob_damaged_on_disk_is_fetched_again_on_rollback(
+    control_plane: FakeControlPlane,
+    start_agent: AgentFactory,
+    model_a: OnnxModel,
+    model_b: OnnxModel,
+) -> None:
+    cp = control_plane
+    agent = _activate_first(cp, start_agent, model_a)
+    cp.deploy(cp.release(2, model_b))
+    cp.wait_for(lambda c: "active" in c.phases("churn", 2))
+    held = agent.state_dir / "blobs" / digest.hex_of(model_a.digest)
+    damaged = held.with_name("damaged")
+    damaged.write_bytes(b"not the model")
+    damaged.replace(held)  # the slot-a hard link keeps the old bytes; the cache entry is bad
+    cp.deploy(cp.releases[1])
+    cp.wait_for(lambda c: (c.last_status("churn") or {}).get("release_id") == 1)
+    cp.wait_for(lambda c: (c.last_status("churn") or {}).get("phase") == "active")
+    _still_serving_release_1(agent, model_a)
+    assert cp.count("/api/v1/tuf/image/targets/releases/1/model.onnx") == 2
+    assert digest.digest_file(held) == model_a.digest
+
+
 def test_expired_director_metadata_is_refused_by_the_device_clock(
     control_plane: FakeControlPlane,
     start_agent: AgentFactory,

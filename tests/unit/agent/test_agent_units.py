@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from farpoint.agent import payloads
 from farpoint.agent.loop import MAX_BACKOFF_S, Backoff
 from farpoint.agent.runtime import MAX_ROWS, InputError, columns_for, rows_from_body
+from farpoint.agent.slots import CacheCheck
 from farpoint.agent.state import atomic_write
 from farpoint.agent.telemetry import percentile
+from farpoint.core import digest
 
 
 def test_backoff_grows_and_stays_under_the_cap() -> None:
@@ -151,3 +153,16 @@ def test_what_the_agent_sends_validates_as_the_wire_models(tmp_path: Path) -> No
         "hardware": hardware_profile(),
     }
     wire.EnrollRequest.model_validate_json(json.dumps(request))
+
+
+def test_a_cache_check_counts_only_for_the_file_it_hashed(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"model bytes")
+    check = CacheCheck(path)
+    assert check.result_for(path) == (11, digest.digest_bytes(b"model bytes"))
+    # the blob replaced (renamed over) after it was hashed: its old hash says nothing
+    other = tmp_path / "other"
+    other.write_bytes(b"tampered bytes")
+    other.replace(path)
+    assert check.result_for(path) is None
+    assert check.result_for(tmp_path / "elsewhere") is None

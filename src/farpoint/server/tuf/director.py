@@ -18,7 +18,7 @@ from farpoint.server.audit import service as audit
 from farpoint.server.context import AppContext
 from farpoint.server.devices import service as devices
 from farpoint.server.tuf import repository as repo
-from farpoint.server.tuf.service import keys_of, now_of
+from farpoint.server.tuf.service import now_of, signer_for
 from farpoint.server.tuf.tables import DirectorTargets
 
 __all__ = ["DEVICE_FIELD", "LostRace", "director_targets"]
@@ -56,7 +56,14 @@ def director_targets(s: Session, ctx: AppContext, device_id: str) -> bytes:
     is fresh, else a newly signed version. Raises LostRace if a concurrent request wrote
     first (the caller retries in a new transaction)."""
     targets = _targets(s, ctx, device_id)
-    content = {"device": device_id, "targets": {p: t.to_dict() for p, t in targets.items()}}
+    signer = signer_for(s, ctx, "director")
+    # The signing key is part of the content: after a rotation every device gets a new
+    # version signed by the key its (rotated) root names.
+    content = {
+        "device": device_id,
+        "targets": {p: t.to_dict() for p, t in targets.items()},
+        "key": signer.public_key.keyid,
+    }
     content_digest = digest_bytes(json.dumps(content, sort_keys=True).encode())
     now = now_of(ctx)
     lifetime = timedelta(seconds=ctx.settings.director_expiry_s)
@@ -76,7 +83,7 @@ def director_targets(s: Session, ctx: AppContext, device_id: str) -> bytes:
         unrecognized_fields={DEVICE_FIELD: device_id},
     )
     md = Metadata(signed)
-    md.sign(keys_of(ctx).signer("director"))
+    md.sign(signer)
     data = md.to_bytes()
     if row is None:
         repo.add_director(

@@ -21,7 +21,7 @@ from farpoint.server.errors import problem_response
 from farpoint.server.releases import repository as releases_repo
 from farpoint.server.tuf import director, service, signatures
 from farpoint.wire.common import Role
-from farpoint.wire.tuf import OnlineKeysOut, TufStatus, UploadResult
+from farpoint.wire.tuf import OnlineKeysOut, OnlineKeysRotate, TufStatus, UploadResult
 
 router = APIRouter(prefix="/tuf", tags=["tuf"])
 Admin = Annotated[Principal, Depends(Requires(Role.ADMIN))]
@@ -59,7 +59,14 @@ async def _body(request: Request) -> bytes:
 async def put_root(request: Request, p: Admin, ctx: Ctx) -> UploadResult:
     """A new root.json (version N+1), signed by a threshold of the current root and its own."""
     data = await _body(request)
-    return await run_in_threadpool(_write, ctx, service.upload_root, data, p.user)
+    result = await run_in_threadpool(_write, ctx, service.upload_root, data, p.user)
+    await run_in_threadpool(_settle, ctx)  # after the commit: the stored root decides
+    return result
+
+
+def _settle(ctx: AppContext) -> None:
+    with ctx.db.session() as s:
+        service.settle_online_keys(s, ctx)
 
 
 @router.put("/image/targets")
@@ -120,6 +127,15 @@ def _write(ctx: AppContext, upload, data: bytes, actor: str) -> UploadResult:  #
 def get_online_keys(_p: Admin, ctx: Ctx) -> OnlineKeysOut:
     """Public PEMs of the server's snapshot, timestamp and director keys."""
     return service.online_keys_out(ctx)
+
+
+@router.post("/online-keys/rotate")
+def rotate_online_keys(body: OnlineKeysRotate, p: Admin, s: DbSession, ctx: Ctx) -> OnlineKeysOut:
+    """Make next keys for online roles; they sign once a root signed offline names them
+    (`farpoint trust rotate-online` does both), so devices follow without re-enrolling."""
+    out = service.prepare_online_rotation(s, ctx, body.roles, p.user)
+    s.commit()
+    return out
 
 
 @router.get("/status")

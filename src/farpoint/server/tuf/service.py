@@ -8,6 +8,7 @@ the repository does not hold.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,9 +34,9 @@ from farpoint.core.errors import Conflict, NotFound, PayloadTooLarge, Validation
 from farpoint.server.audit import service as audit
 from farpoint.server.context import AppContext
 from farpoint.server.releases import repository as releases_repo
+from farpoint.server.tuf import online, signatures
 from farpoint.server.tuf import repository as repo
-from farpoint.server.tuf import signatures
-from farpoint.server.tuf.online import OnlineKeys, online_keys
+from farpoint.server.tuf.online import ONLINE_ROLES, OnlineKeys, online_keys
 from farpoint.server.tuf.tables import TufMetadata
 from farpoint.wire.tuf import OnlineKeysOut, RoleStatus, TufStatus, UploadResult
 
@@ -47,6 +48,9 @@ __all__ = [
     "metadata_bytes",
     "now_of",
     "online_keys_out",
+    "prepare_online_rotation",
+    "settle_online_keys",
+    "signer_for",
     "status",
     "trust_file_bytes",
     "upload_releases",
@@ -73,6 +77,29 @@ def now_of(ctx: AppContext) -> datetime:
 
 def keys_of(ctx: AppContext) -> OnlineKeys:
     return online_keys(ctx.settings.key_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _named_online(root_bytes: bytes) -> dict[str, frozenset[str]]:
+    """The key ids a root names for each online role (the director's in its custom field)."""
+    root: Root = Metadata[Root].from_bytes(root_bytes).signed
+    named = {role: frozenset(root.roles[role].keyids) for role in ("snapshot", "timestamp")}
+    field = root.unrecognized_fields.get(DIRECTOR_FIELD)
+    ids = field.get("keyids") if isinstance(field, dict) else None
+    named["director"] = frozenset(ids) if isinstance(ids, list) else frozenset()
+    return named
+
+
+def _named_by_latest_root(s: Session) -> dict[str, frozenset[str]] | None:
+    row = repo.latest(s, "root")
+    return None if row is None else _named_online(row.data)
+
+
+def signer_for(s: Session, ctx: AppContext, role: str) -> Any:
+    """The online key that signs for `role` now: the one the latest root names (during a
+    rotation, the next key once the root naming it is stored, in the same transaction)."""
+    named = _named_by_latest_root(s)
+    return keys_of(ctx).signer(role, None if named is None else named[role])
 
 
 def _signed_bytes(md: Metadata[Any]) -> bytes:
@@ -148,16 +175,20 @@ def _require_targets(s: Session) -> tuple[TufMetadata, Metadata[Targets]]:
 # --- root ------------------------------------------------------------------------------
 
 
-def _check_online_role(root: Root, role: str, online: OnlineKeys, keyids: list[str]) -> None:
-    mine = online.public(role)
-    if mine.keyid not in keyids:
+def _check_online_role(root: Root, role: str, keys: OnlineKeys, keyids: list[str]) -> None:
+    """Root must name the server's current key for `role`, or the next one of a rotation."""
+    mine = [c.public_key for c in keys.candidates(role)]
+    found = [k for k in mine if k.keyid in keyids]
+    if not found:
         raise ValidationFailed(
-            f"root names no key of the server for {role} (the server's key id is "
-            f"{mine.keyid}); take the online keys from GET /api/v1/tuf/online-keys"
+            f"root names no key of the server for {role} (the server's key ids are "
+            f"{', '.join(k.keyid for k in mine)}); take the online keys from "
+            "GET /api/v1/tuf/online-keys"
         )
-    named = root.keys.get(mine.keyid)
-    if named is None or named.keyval != mine.keyval or named.scheme != mine.scheme:
-        raise ValidationFailed(f"root's key {mine.keyid} for {role} is not the server's key")
+    for key in found:
+        named = root.keys.get(key.keyid)
+        if named is None or named.keyval != key.keyval or named.scheme != key.scheme:
+            raise ValidationFailed(f"root's key {key.keyid} for {role} is not the server's key")
 
 
 def _check_root_shape(root: Root, online: OnlineKeys) -> None:
@@ -435,7 +466,7 @@ def _meta(row: TufMetadata) -> MetaFile:
 def _sign_online(
     s: Session, ctx: AppContext, role: str, md: Metadata[Any], actor: str, now: datetime
 ) -> TufMetadata:
-    md.sign(keys_of(ctx).signer(role))
+    md.sign(signer_for(s, ctx, role))
     data = md.to_bytes()
     row = TufMetadata(
         role=role,
@@ -540,4 +571,32 @@ def online_keys_out(ctx: AppContext) -> OnlineKeysOut:
         snapshot=k.public_pem("snapshot"),
         timestamp=k.public_pem("timestamp"),
         director=k.public_pem("director"),
+        next=k.next_public_pems(),
     )
+
+
+def settle_online_keys(s: Session, ctx: AppContext) -> list[str]:
+    """Retire the online keys the latest root no longer names (after a rotation)."""
+    named = _named_by_latest_root(s)
+    return [] if named is None else online.settle(ctx.settings.key_dir, dict(named))
+
+
+def prepare_online_rotation(
+    s: Session, ctx: AppContext, roles: list[str], actor: str
+) -> OnlineKeysOut:
+    """Make next keys for `roles`; they sign once the offline root keys name them."""
+    if current_root(s) is None:
+        raise Conflict("trust is not initialized: run `farpoint trust init` first")
+    unknown = sorted(set(roles) - set(ONLINE_ROLES))
+    if unknown or not roles:
+        raise ValidationFailed(
+            f"roles must be among {', '.join(ONLINE_ROLES)}; got {', '.join(roles) or 'none'}"
+        )
+    settle_online_keys(s, ctx)  # a finished rotation's keys first become the current ones
+    online.prepare_rotation(ctx.settings.key_dir, roles)
+    out = online_keys_out(ctx)
+    audit.record(
+        s, ctx, actor, "tuf.online-keys.prepare", "tuf/online-keys",
+        **{f"next_{role}": digest_bytes(pem.encode()) for role, pem in out.next.items()},
+    )  # fmt: skip
+    return out
