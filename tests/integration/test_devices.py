@@ -277,7 +277,10 @@ def test_desired_state_then_304_with_the_same_etag(app, api, token_for):
         "manifest_digest": release.manifest_digest,
         "model_digest": release.model_digest,
         "fleet": "all",
-    }
+        "rollout_id": model["rollout_id"],
+        "health": {"window_s": 60, "max_error_rate": 0.05, "min_requests": 20,
+                   "max_latency_p95_ms": None, "max_crashes": 1},
+    }  # fmt: skip
 
 
 def test_manifest_and_blob_only_for_desired_releases(app, api, token_for):

@@ -10,20 +10,24 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 __all__ = [
+    "DEFAULT_HEALTH",
     "PHASES",
     "DesiredModel",
     "DesiredState",
     "DeviceModelStatus",
     "DeviceStatusReport",
+    "DiagnosticsRequest",
     "EnrollRequest",
     "EnrollResponse",
     "Golden",
+    "HealthPolicy",
     "Manifest",
     "PayloadError",
     "Phase",
     "TensorSpec",
     "parse_desired_state",
     "parse_enroll_response",
+    "parse_health",
     "parse_manifest",
 ]
 
@@ -61,18 +65,42 @@ class EnrollResponse(TypedDict):
     labels: dict[str, str]
 
 
+class HealthPolicy(TypedDict):
+    window_s: int
+    max_error_rate: float
+    min_requests: int
+    max_latency_p95_ms: float | None
+    max_crashes: int
+
+
+DEFAULT_HEALTH: HealthPolicy = {
+    "window_s": 60,
+    "max_error_rate": 0.05,
+    "min_requests": 20,
+    "max_latency_p95_ms": None,
+    "max_crashes": 1,
+}
+
+
 class DesiredModel(TypedDict):
     model: str
     release_id: int
     manifest_digest: str
     model_digest: str
     fleet: str
+    rollout_id: int | None
+    health: HealthPolicy
+
+
+class DiagnosticsRequest(TypedDict):
+    id: int
 
 
 class DesiredState(TypedDict):
     device_id: str
     etag: str
     models: list[DesiredModel]
+    diagnostics: DiagnosticsRequest | None
 
 
 class DeviceModelStatus(TypedDict):
@@ -80,11 +108,16 @@ class DeviceModelStatus(TypedDict):
     release_id: int | None
     phase: Phase
     error: str | None
+    committed: NotRequired[bool]
+    serving_release_id: NotRequired[int | None]
+    rollout_id: NotRequired[int | None]
 
 
 class DeviceStatusReport(TypedDict):
     models: list[DeviceModelStatus]
     heartbeat: dict[str, Any]
+    telemetry: NotRequired[list[dict[str, Any]]]
+    dropped_telemetry: NotRequired[int]
 
 
 class TensorSpec(TypedDict):
@@ -152,6 +185,46 @@ def parse_enroll_response(doc: Any) -> EnrollResponse:
     }
 
 
+def _optional(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """A field that may be missing or null (None then)."""
+    if doc.get(key) is None:
+        return None
+    return _field(doc, key, kind, where)
+
+
+def _number(doc: dict[str, Any], key: str, where: str, default: float) -> float:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise PayloadError(f"{where}: field {key!r} must be a non-negative number")
+    return float(value)
+
+
+def _count(doc: dict[str, Any], key: str, where: str, default: int) -> int:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PayloadError(f"{where}: field {key!r} must be a non-negative integer")
+    return value
+
+
+def parse_health(doc: Any, where: str) -> HealthPolicy:
+    """The health window settings; missing fields take DEFAULT_HEALTH's values."""
+    if doc is None:
+        return dict(DEFAULT_HEALTH)  # type: ignore[return-value]
+    if not isinstance(doc, dict):
+        raise PayloadError(f"{where}: expected a JSON object")
+    d = DEFAULT_HEALTH
+    p95 = doc.get("max_latency_p95_ms")
+    return {
+        "window_s": _count(doc, "window_s", where, d["window_s"]),
+        "max_error_rate": min(1.0, _number(doc, "max_error_rate", where, d["max_error_rate"])),
+        "min_requests": max(1, _count(doc, "min_requests", where, d["min_requests"])),
+        "max_latency_p95_ms": None
+        if p95 is None
+        else _number(doc, "max_latency_p95_ms", where, 0.0),
+        "max_crashes": _count(doc, "max_crashes", where, d["max_crashes"]),
+    }
+
+
 def parse_desired_state(doc: Any) -> DesiredState:
     where = "desired state"
     models: list[DesiredModel] = []
@@ -164,12 +237,18 @@ def parse_desired_state(doc: Any) -> DesiredState:
                 "manifest_digest": _field(item, "manifest_digest", str, w),
                 "model_digest": _field(item, "model_digest", str, w),
                 "fleet": _field(item, "fleet", str, w) if "fleet" in item else "",
+                "rollout_id": _optional(item, "rollout_id", int, w),
+                "health": parse_health(item.get("health"), w + " health"),
             }
         )
+    diagnostics = _optional(doc, "diagnostics", dict, where)
     return {
         "device_id": _field(doc, "device_id", str, where),
         "etag": _field(doc, "etag", str, where),
         "models": models,
+        "diagnostics": None
+        if diagnostics is None
+        else {"id": _field(diagnostics, "id", int, where + " diagnostics")},
     }
 
 

@@ -21,6 +21,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (idempotent)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to `revision` (idempotent); every head by default, so migrations
+    written side by side on branches apply until a merge revision joins them."""
     command.upgrade(alembic_config(engine), revision)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from farpoint.wire.common import Name, WireModel
+from farpoint.wire.telemetry import TelemetryWindow
 
 __all__ = [
     "DesiredModel",
@@ -15,12 +16,14 @@ __all__ = [
     "DeviceModelStatus",
     "DeviceOut",
     "DeviceStatusReport",
+    "DiagnosticsRequest",
     "EnrollRequest",
     "EnrollResponse",
     "EnrollmentTokenCreate",
     "EnrollmentTokenCreated",
     "FleetCreate",
     "FleetOut",
+    "HealthPolicy",
     "RolloutCreate",
     "RolloutDevice",
     "RolloutOut",
@@ -70,8 +73,15 @@ class EnrollResponse(WireModel):
 class DeviceModelStatus(WireModel):
     model: str
     release_id: int | None
+    """The release this status is about (the one the device is working on)."""
     phase: DevicePhase
     error: str | None = None
+    committed: bool = False
+    """True once the release passed its health window on the device (its last known-good)."""
+    serving_release_id: int | None = None
+    """What the device serves for this model now (differs from release_id after a rollback)."""
+    rollout_id: int | None = None
+    """The rollout the desired state named for this release, echoed back."""
     updated_at: datetime | None = None
 
 
@@ -88,24 +98,49 @@ class DeviceOut(WireModel):
     heartbeat: dict[str, Any]
 
 
+class HealthPolicy(WireModel):
+    """The health window a device runs after switching to a release (docs/fleet-delivery.md)."""
+
+    window_s: int = Field(default=60, ge=0, le=7 * 24 * 3600)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    """Inference failures over requests in the window; judged once min_requests arrived."""
+    min_requests: int = Field(default=20, ge=1)
+    max_latency_p95_ms: float | None = Field(default=None, gt=0)
+    max_crashes: int = Field(default=1, ge=0)
+    """Agent restarts tolerated inside the window; one more rolls the release back."""
+
+
 class DesiredModel(WireModel):
     model: str
     release_id: int
     manifest_digest: str
     model_digest: str
     fleet: str
+    rollout_id: int | None = None
+    """The rollout that assigned this release to the device, if one did."""
+    health: HealthPolicy = Field(default_factory=HealthPolicy)
+
+
+class DiagnosticsRequest(WireModel):
+    id: int
+    """Upload the device's recent logs to POST /devices/self/diagnostics/{id}."""
 
 
 class DesiredState(WireModel):
     device_id: str
     etag: str
     models: list[DesiredModel]
+    diagnostics: DiagnosticsRequest | None = None
 
 
 class DeviceStatusReport(WireModel):
     models: list[DeviceModelStatus] = Field(default_factory=list)
     heartbeat: dict[str, Any] = Field(default_factory=dict)
-    """Uptime, resource use, inference counts and latency."""
+    """Gauges as of now: uptime, resource use, execution providers, per-model figures."""
+    telemetry: list[TelemetryWindow] = Field(default_factory=list)
+    """Interval records queued on the device, oldest first; stored once per (device, seq)."""
+    dropped_telemetry: int = Field(default=0, ge=0)
+    """Records the device's bounded queue dropped (oldest first) since its last report."""
 
 
 class FleetCreate(WireModel):
