@@ -21,71 +21,35 @@ import argparse
 import hashlib
 import json
 import mmap
-import multiprocessing
 import statistics
-import sys
 import tempfile
-import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "agent"))
+import numpy as np
+from fake_control_plane import ControlPlane, fakes  # benchmarks/ is on sys.path
 
-import agent_fakes as fakes  # noqa: E402  (the agent tests' control plane)
-import numpy as np  # noqa: E402
-from securesystemslib.signer import CryptoSigner  # noqa: E402
-
-from farpoint.agent.client import DeviceClient  # noqa: E402
-from farpoint.agent.delivery import Delivery  # noqa: E402
-from farpoint.agent.enroll import enroll  # noqa: E402
-from farpoint.agent.state import load_identity  # noqa: E402
-from farpoint.core import dsse, keys  # noqa: E402
-
-
-def _trust_keys() -> fakes.TrustKeys:
-    gen = CryptoSigner.generate_ecdsa
-    person = keys.generate_private_key
-    return fakes.TrustKeys(
-        gen(), gen(), gen(), gen(), gen(), gen(), gen(),
-        fakes.Person("dana", ("data-scientist",), person()),
-        fakes.Person("omar", ("mlops-engineer",), person()),
-        fakes.Person("alex", ("data-scientist", "mlops-engineer"), person()),
-        fakes.Person("eve", ("mlops-engineer",), person()),
-    )  # fmt: skip
-
-
-def _control_plane(mb: int, conn: Connection) -> None:
-    """The control plane's process: serve HTTP; take commands from the benchmark."""
-    data = _model_bytes(mb)
-    model = fakes.OnnxModel(data=data, inputs=["x"], rows=[], labels=[], probabilities=[])
-    clock = fakes.Clock()
-    k = _trust_keys()
-    cp = fakes.FakeControlPlane(k=k, clock=clock, repo=fakes.Repository(k, clock))
-    httpd = fakes._Server(("127.0.0.1", 0), fakes._Handler)
-    httpd.cp = cp
-    cp.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    release = cp.release(1, model)
-    conn.send((cp.url, cp.token()))
-    while True:
-        command = conn.recv()
-        if command == "deploy":  # the director names the release for the enrolled device
-            cp.deploy(release)
-        elif command == "republish":
-            # As when a release is published: new releases.json, snapshot, timestamp and
-            # director versions, which the device must fetch and verify afresh.
-            cp.repo.add_release(release)
-            cp.deploy(release)
-        else:
-            break
-        conn.send("ok")
-    httpd.shutdown()
+from farpoint.agent.client import DeviceClient
+from farpoint.agent.delivery import Delivery
+from farpoint.agent.enroll import enroll
+from farpoint.agent.state import load_identity
+from farpoint.core import dsse, keys
 
 
 def _model_bytes(mb: int) -> bytes:
     return np.random.default_rng(7).bytes(mb * 1024 * 1024)
+
+
+class _Blob:
+    """The release's model: random bytes (verification never parses them). A class, not a
+    lambda, so the forked control plane builds the same bytes."""
+
+    def __init__(self, mb: int) -> None:
+        self.mb = mb
+
+    def __call__(self) -> fakes.OnnxModel:
+        data = _model_bytes(self.mb)
+        return fakes.OnnxModel(data=data, inputs=["x"], rows=[], labels=[], probabilities=[])
 
 
 def _best(fn, repeat: int, before=lambda: None) -> float:  # type: ignore[no-untyped-def]
@@ -119,20 +83,15 @@ def _signature_checks() -> tuple[list[float], int]:
 
 
 def run(mb: int, repeat: int) -> dict[str, float]:
-    ours, theirs = multiprocessing.get_context("fork").Pipe()
-    server = multiprocessing.get_context("fork").Process(
-        target=_control_plane, args=(mb, theirs), daemon=True
-    )
-    server.start()
+    cp = ControlPlane(_Blob(mb))
 
     def ask(command: str) -> None:
-        ours.send(command)
-        assert ours.recv() == "ok"
+        assert cp.ask(command) == "ok"
 
     data = _model_bytes(mb)
     clock = fakes.Clock()
     try:
-        url, token = ours.recv()
+        url, token = cp.url, cp.first_token
         with tempfile.TemporaryDirectory(prefix="farpoint-verify-") as tmp:
             state = Path(tmp) / "device"
             enroll(url, token, state, "bench-1", {})
@@ -175,8 +134,7 @@ def run(mb: int, repeat: int) -> dict[str, float]:
             # the baseline is the fastest of three ways of hashing the same bytes
             sha256_s = min(sha256_memory_s, sha256_file_s, sha256_mmap_s)
     finally:
-        ours.send("stop")
-        server.join(timeout=10)
+        cp.stop()
     per_signature, signatures = _signature_checks()
     return {
         "model_mb": mb,
