@@ -12,8 +12,9 @@ from farpoint.console.layout import open_view
 from farpoint.console.session import Api
 from farpoint.console.widgets import empty_state, live, section, stamp, table
 from farpoint.sdk import Client
-from farpoint.wire.devices import DeviceOut, RolloutOut
+from farpoint.wire.devices import DeviceOut
 from farpoint.wire.releases import ReleaseOut
+from farpoint.wire.rollouts import RolloutSummary
 
 __all__ = ["register"]
 
@@ -22,7 +23,7 @@ __all__ = ["register"]
 class _Board:
     releases: list[ReleaseOut]
     devices: list[DeviceOut]
-    rollouts: list[RolloutOut]
+    rollouts: list[RolloutSummary]
 
 
 def _load(client: Client) -> _Board:

@@ -14,10 +14,10 @@ from farpoint.console.session import Api
 from farpoint.console.widgets import empty_state, live, num, pass_mark, section, short, stamp
 from farpoint.console.widgets import table as plain_table
 from farpoint.sdk import Client
-from farpoint.wire.devices import RolloutOut
 from farpoint.wire.evaluations import EvaluationOut
 from farpoint.wire.models import ModelVersionOut
 from farpoint.wire.releases import ReleaseOut
+from farpoint.wire.rollouts import RolloutSummary
 
 __all__ = ["register"]
 
@@ -134,7 +134,7 @@ def _draw(board: _Board) -> None:
                 ui.link(f"release {r.id}", f"/releases/{r.id}").classes("text-caption")
 
 
-def _draw_rollouts(rollouts: list[RolloutOut]) -> None:
+def _draw_rollouts(rollouts: list[RolloutSummary]) -> None:
     if not rollouts:
         empty_state(
             "No rollouts yet: deliver a release to a fleet.",
@@ -146,8 +146,8 @@ def _draw_rollouts(rollouts: list[RolloutOut]) -> None:
         _rollout_card(rollout)
 
 
-def _rollout_card(rollout: RolloutOut) -> None:
-    total = max(len(rollout.devices), sum(rollout.progress.values()))
+def _rollout_card(rollout: RolloutSummary) -> None:
+    total = sum(rollout.progress.values())
     active = rollout.progress.get("active", 0)
     with ui.card().props("flat bordered").classes("w-full gap-2"):
         with ui.row().classes("items-center gap-3"):
@@ -174,11 +174,9 @@ def _rollout_card(rollout: RolloutOut) -> None:
                         color=_PHASE_COLOURS.get(phase, "grey-6"),
                         text_color="white",
                     ).props("dense square")
-        failed = [d for d in rollout.devices if d.error]
-        for device in failed[:10]:
-            ui.label(f"{device.device_name}: {device.phase}: {device.error}").classes(
-                "text-caption text-negative"
-            )
+        for why in (rollout.paused_reason, rollout.reason):
+            if why:
+                ui.label(why).classes("text-caption text-negative")
 
 
 def register() -> None:
