@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -52,9 +53,14 @@ def fleet_history(
     return history.fleet_history(s, name, when)
 
 
+_DECODED_PLUS = re.compile(r" (\d\d:?\d\d)$")
+
+
 def _instant(text: str) -> datetime:
+    # `?at=...T10:00+02:00` typed unencoded arrives with the '+' decoded to a space.
+    text = _DECODED_PLUS.sub(r"+\1", text.strip())
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValidationFailed(
             f"at: {text!r} is not an ISO 8601 instant; write e.g. 2026-03-01T14:05:00Z"

@@ -18,8 +18,9 @@ class Rollout(Base):
     model: Mapped[str] = mapped_column(String(64))
     from_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
     """The fleet's release before (what a device joining mid-rollout gets)."""
-    from_rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"))
-    """The rollout that had put `from_release_id` there, if one had."""
+    from_rollout_id: Mapped[int | None]
+    """The rollout that had put `from_release_id` there, if one had. Not a foreign key:
+    adding one would make SQLite's migration rebuild this table, which others reference."""
     to_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
     strategy: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), index=True)
