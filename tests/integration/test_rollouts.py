@@ -105,13 +105,14 @@ def test_all_at_once_succeeds_when_every_device_commits(app, api, people):
     mid = get(api, mlops, out["id"])
     assert mid["state"] == "running", "active inside its health window is not yet healthy"
     assert mid["progress"]["active"] == 2 and mid["batches"][0]["in_progress"] == 2
+    assert not any(d["healthy"] for d in mid["devices"])
     healthy(a, v1.id, out["id"])
     assert get(api, mlops, out["id"])["state"] == "running"
     healthy(b, v1.id, out["id"])
     done = get(api, mlops, out["id"])
     assert done["state"] == "succeeded" and done["finished_at"] is not None
     assert done["batches"][0]["state"] == "succeeded" and done["batches"][0]["healthy"] == 2
-    assert all(d["committed"] for d in done["devices"])
+    assert all(d["committed"] and d["healthy"] for d in done["devices"])
 
 
 def test_without_a_health_window_active_is_healthy(app, api, people):
@@ -121,7 +122,9 @@ def test_without_a_health_window_active_is_healthy(app, api, people):
     fleet(api, mlops, "all")
     out = started(api, mlops, "all", release.id, health={"window_s": 0})
     report(a, release.id, "active", rollout_id=out["id"])
-    assert get(api, mlops, out["id"])["state"] == "succeeded"
+    done = get(api, mlops, out["id"])
+    assert done["state"] == "succeeded"
+    assert (done["devices"][0]["committed"], done["devices"][0]["healthy"]) == (False, True)
 
 
 def test_a_failing_canary_stops_the_rollout_and_leaves_the_rest_untouched(app, api, people):
@@ -176,6 +179,7 @@ def test_batches_start_one_after_another_on_health(app, api, people):
     fleet(api, mlops, "all")
     out = started(api, mlops, "all", release.id, strategy="batches", batches={"size": 2})
     assert [x["size"] for x in out["batches"]] == [2, 2, 1]
+    assert [x["in_progress"] for x in out["batches"]] == [2, 0, 0], "waiting batches: none"
     assert [desired(x)[0] for x in (a, b, c, d, e)] == [release.id] * 2 + [None] * 3
 
     healthy(a, release.id, out["id"])

@@ -84,9 +84,9 @@ def _batches(r: RolloutSummary) -> Table:
     return grid
 
 
-def _device_bar(phase: str, committed: bool) -> ProgressBar:
+def _device_bar(phase: str, healthy: bool) -> ProgressBar:
     failed = phase in ("failed", "rolled_back")
-    step = 5 if committed else _STEPS.get(phase, 0)
+    step = 5 if healthy else _STEPS.get(phase, 0)
     return ProgressBar(
         total=5,
         completed=5 if failed else step,
@@ -104,13 +104,15 @@ def _devices(r: RolloutOut) -> RenderableType:
     table = Table("device", "batch", "progress", "phase", "error", header_style="bold")
     for d in sorted(rows, key=lambda d: (d.batch, d.device_name)):
         phase = f"{d.phase} (committed)" if d.committed else d.phase
+        if d.healthy and not d.committed:
+            phase += " (healthy)"
         if d.timed_out:
             phase += " (silent)"
         table.add_row(
             Text(d.device_name),
             Text(_batch_name(r, d.batch)),
-            _device_bar(d.phase, d.committed),
-            _styled(d.phase) if not d.committed else Text(phase, style="green"),
+            _device_bar(d.phase, d.healthy),
+            Text(phase, style="green") if d.healthy else _styled(d.phase),
             Text(d.error or "", style="red"),
         )
     if len(r.devices) > len(rows):

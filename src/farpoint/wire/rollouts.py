@@ -122,6 +122,7 @@ class RolloutBatch(WireModel):
     healthy: int
     failed: int
     in_progress: int
+    """Devices of a started batch still working on the release (0 while it waits)."""
     timed_out: int
     started_at: datetime | None
     finished_at: datetime | None
@@ -136,6 +137,8 @@ class RolloutDevice(WireModel):
     error: str | None
     committed: bool = False
     """The device passed its health window on the release."""
+    healthy: bool = False
+    """Counts as healthy for its batch: active and committed (or active, with no window)."""
     timed_out: bool = False
     """Silent past `pending_timeout_s`: it no longer blocks its batch."""
     assigned_release_id: int | None = None

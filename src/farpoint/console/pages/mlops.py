@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from farpoint.console.layout import open_view
 from farpoint.console.pages.ai_engineering import all_model_versions
+from farpoint.console.pages.rollout import PHASE_COLOURS, STATE_COLOURS
 from farpoint.console.session import Api
 from farpoint.console.widgets import empty_state, live, num, pass_mark, section, short, stamp
 from farpoint.console.widgets import table as plain_table
@@ -20,23 +21,6 @@ from farpoint.wire.releases import ReleaseOut
 from farpoint.wire.rollouts import RolloutSummary
 
 __all__ = ["register"]
-
-_PHASE_COLOURS = {
-    "active": "positive",
-    "failed": "negative",
-    "rolled_back": "orange-8",
-    "pending": "grey-6",
-    "downloading": "blue-5",
-    "verifying": "blue-7",
-    "installing": "indigo-6",
-}
-_STATE_COLOURS = {
-    "succeeded": "positive",
-    "failed": "negative",
-    "aborted": "orange-8",
-    "running": "primary",
-    "pending": "grey-6",
-}
 
 
 @dataclass
@@ -149,10 +133,12 @@ def _draw_rollouts(rollouts: list[RolloutSummary]) -> None:
 def _rollout_card(rollout: RolloutSummary) -> None:
     total = sum(rollout.progress.values())
     active = rollout.progress.get("active", 0)
-    with ui.card().props("flat bordered").classes("w-full gap-2"):
+    with ui.card().props("flat bordered").classes("w-full gap-2 rollout-card"):
         with ui.row().classes("items-center gap-3"):
-            ui.badge(rollout.state, color=_STATE_COLOURS.get(rollout.state, "grey-6"))
-            ui.label(f"Rollout #{rollout.id}").classes("text-subtitle1 text-weight-bold")
+            ui.badge(rollout.state, color=STATE_COLOURS.get(rollout.state, "grey-6"))
+            ui.link(f"Rollout #{rollout.id}", f"/rollouts/{rollout.id}").classes(
+                "text-subtitle1 text-weight-bold rollout-link"
+            )
             before = (
                 "nothing"
                 if rollout.from_release_id is None
@@ -167,11 +153,14 @@ def _rollout_card(rollout: RolloutSummary) -> None:
         ).props("rounded color=positive track-color=grey-3")
         with ui.row().classes("gap-2 items-center"):
             ui.label(f"{active} of {total} devices active").classes("text-caption")
+            if rollout.batches:
+                done = sum(1 for b in rollout.batches if b.state == "succeeded")
+                ui.label(f"· {done} of {len(rollout.batches)} batches done").classes("text-caption")
             for phase, count in sorted(rollout.progress.items()):
                 if count:
                     ui.chip(
                         f"{phase} {count}",
-                        color=_PHASE_COLOURS.get(phase, "grey-6"),
+                        color=PHASE_COLOURS.get(phase, "grey-6"),
                         text_color="white",
                     ).props("dense square")
         for why in (rollout.paused_reason, rollout.reason):

@@ -275,7 +275,7 @@ def _summary(s: Session, rollout: Rollout, fleet_name: str) -> RolloutSummary:
                 state=b.state,
                 healthy=t.healthy,
                 failed=t.failed,
-                in_progress=t.in_progress,
+                in_progress=t.in_progress if b.state != "waiting" else 0,
                 timed_out=t.timed_out,
                 started_at=b.started_at,
                 finished_at=b.finished_at,
@@ -316,6 +316,8 @@ def rollout_out(s: Session, rollout: Rollout, fleet_name: str | None = None) -> 
             phase=row.phase,
             error=row.error,
             committed=row.committed,
+            healthy=rules.classify(row.phase, row.committed, row.timed_out, rollout.window_s)
+            == "healthy",
             timed_out=row.timed_out,
             assigned_release_id=(
                 row.assigned_release_id
