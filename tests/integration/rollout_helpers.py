@@ -34,10 +34,32 @@ def started(api: Any, token: str, fleet_name: str, release_id: int, **settings: 
 
 
 def get(api: Any, token: str, rollout_id: int) -> dict[str, Any]:
+    """GET /rollouts/{id}, after checking the batch counters against the device rows."""
+    check_counters(api.app, rollout_id)
     r = api.get(f"/api/v1/rollouts/{rollout_id}", headers=bearer(token))
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
     return out
+
+
+def check_counters(app: FastAPI, rollout_id: int) -> None:
+    """The per-batch counters the controller keeps equal a count of the device rows."""
+    from collections import Counter
+
+    from farpoint.server.rollouts import repository as repo
+    from farpoint.server.rollouts.rules import classify
+    from farpoint.server.rollouts.tables import Rollout
+
+    with app.state.ctx.db.session() as s:
+        rollout = s.get(Rollout, rollout_id)
+        assert rollout is not None
+        counted: Counter[tuple[int, str]] = Counter()
+        for batch, phase, committed, timed_out, n in repo.recount(s, rollout_id):
+            counted[(batch, classify(phase, committed, timed_out, rollout.window_s))] += n
+        for b in repo.batches(s, rollout_id):
+            kept = {"healthy": b.healthy, "failed": b.failed, "timed_out": b.timed_out}
+            found = {cls: counted[(b.idx, cls)] for cls in kept}
+            assert kept == found, f"batch {b.idx} of rollout {rollout_id}: {kept} != {found}"
 
 
 def act(api: Any, token: str, rollout_id: int, verb: str) -> Any:

@@ -10,7 +10,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from farpoint.server.devices.tables import Device
-from farpoint.server.fleets.rules import FleetTarget
 from farpoint.server.fleets.tables import Fleet, FleetRelease, ServingInterval
 from farpoint.server.releases.tables import Release
 
@@ -74,40 +73,6 @@ def latest_desired_release(s: Session, fleet_id: int) -> int | None:
         .limit(1)
     )
     return s.scalars(q).first()
-
-
-def fleet_targets(s: Session, model: str | None = None) -> list[FleetTarget]:
-    """Every fleet's desired release of every model (or of `model`), with its digests and
-    the rollout that set it. One row per fleet and model: a few, not one per device."""
-    q = (
-        select(
-            Fleet.name,
-            Fleet.selector,
-            FleetRelease.model,
-            FleetRelease.release_id,
-            Release.manifest_digest,
-            Release.model_digest,
-            FleetRelease.set_at,
-            FleetRelease.rollout_id,
-        )
-        .join(FleetRelease, FleetRelease.fleet_id == Fleet.id)
-        .join(Release, Release.id == FleetRelease.release_id)
-    )
-    if model is not None:
-        q = q.where(FleetRelease.model == model)
-    return [
-        FleetTarget(
-            fleet=r[0],
-            selector=r[1],
-            model=r[2],
-            release_id=r[3],
-            manifest_digest=r[4],
-            model_digest=r[5],
-            set_at=r[6],
-            rollout_id=r[7],
-        )
-        for r in s.execute(q).all()
-    ]
 
 
 def device_labels(s: Session) -> list[tuple[str, str, dict[str, Any]]]:

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -23,14 +22,13 @@ from sqlalchemy.orm import Session
 from farpoint.server.context import AppContext
 from farpoint.server.rollouts import repository as repo
 from farpoint.server.rollouts.rules import (
-    FAILED_PHASES,
     Standing,
     Tally,
     classify,
     device_phase,
     next_action,
 )
-from farpoint.server.rollouts.tables import Rollout
+from farpoint.server.rollouts.tables import Rollout, RolloutBatch
 from farpoint.wire.devices import DeviceModelStatus
 
 __all__ = ["LEASE", "RolloutController", "advance", "on_report", "start_batch", "stop", "tallies"]
@@ -40,19 +38,22 @@ LEASE = "rollout-controller"
 
 
 def tallies(s: Session, rollout: Rollout) -> tuple[dict[int, Tally], int]:
-    """Each batch's devices by class, and the failures over the whole rollout."""
-    counts: dict[int, Counter[str]] = {}
-    failures = 0
-    for batch, phase, committed, timed_out, n in repo.class_counts(s, rollout.id):
-        cls = classify(phase, committed, timed_out, rollout.window_s)
-        counts.setdefault(batch, Counter())[cls] += n
-        if phase in FAILED_PHASES:
-            failures += n
-    tally = {
-        b: Tally(c["healthy"], c["failed"], c["timed_out"], c["in_progress"])
-        for b, c in counts.items()
-    }
-    return tally, failures
+    """Each batch's devices by class, and the failures over the whole rollout: read from
+    the batch rows' counters, a few rows whatever the number of devices."""
+    out = {}
+    for b in repo.batches(s, rollout.id):
+        rest = b.size - b.healthy - b.failed - b.timed_out
+        out[b.idx] = Tally(b.healthy, b.failed, b.timed_out, rest)
+    return out, sum(t.failed for t in out.values())
+
+
+def _count(b: RolloutBatch, cls: str, delta: int) -> None:
+    if cls == "healthy":
+        b.healthy += delta
+    elif cls == "failed":
+        b.failed += delta
+    elif cls == "timed_out":
+        b.timed_out += delta
 
 
 def _finish_batch(s: Session, rollout: Rollout, state: str, now: datetime) -> None:
@@ -151,10 +152,21 @@ def on_report(
         error = m.error if phase != "pending" else None
         if (row.phase, row.committed, row.error, row.timed_out) == (phase, committed, error, False):
             continue
+        was = classify(row.phase, row.committed, row.timed_out, rollout.window_s)
+        now_is = classify(phase, committed, False, rollout.window_s)
         row.phase, row.committed, row.error, row.timed_out = phase, committed, error, False
         row.updated_at = now
-        s.flush()
-        changed |= advance(s, rollout, now)
+        if now_is != was:
+            # Only a device turning healthy, failed, silent or back can move the rollout:
+            # downloading → verifying → installing is progress, not a verdict.
+            b = repo.batch(s, rollout.id, row.batch_index)
+            assert b is not None, f"rollout {rollout.id} has no batch {row.batch_index}"
+            _count(b, was, -1)
+            _count(b, now_is, +1)
+            s.flush()
+            changed |= advance(s, rollout, now)
+        else:
+            s.flush()
     return changed
 
 
@@ -166,7 +178,9 @@ def _time_out_silent(s: Session, rollout: Rollout, now: datetime) -> None:
         return
     timeout = timedelta(seconds=rollout.pending_timeout_s)
     if now - b.started_at >= timeout:
-        repo.mark_silent(s, rollout.id, rollout.current_batch, now - timeout, rollout.window_s, now)
+        b.timed_out += repo.mark_silent(
+            s, rollout.id, rollout.current_batch, now - timeout, rollout.window_s, now
+        )
 
 
 class RolloutController:

@@ -109,9 +109,10 @@ def _options(
 
 def choices_for_device(s: Session, device_id: str, labels: Mapping[str, str]) -> list[Choice]:
     """Per model (in name order) the fleets selecting the device and what each gives it."""
-    by_model = candidates_by_model(labels, fleets_repo.fleet_targets(s))
+    found = repo.targets_with_rollouts(s)
+    by_model = candidates_by_model(labels, (t for t, _r in found))
+    rollouts = {r.id: r for _t, r in found if r is not None}
     wanted = {t.rollout_id for ts in by_model.values() for t in ts if t.rollout_id is not None}
-    rollouts = {r.id: r for r in repo.rollouts_by_ids(s, wanted)}
     rows = {r.rollout_id: _assignment(r) for r in repo.assignments_for_device(s, device_id, wanted)}
 
     choices: list[Choice] = []
@@ -160,9 +161,10 @@ def previous_for(
 ) -> dict[str, tuple[int | None, int | None]]:
     """(release id, rollout id) each device's desired state names for `model` now; for a
     new rollout's snapshot, read before it changes anything."""
-    targets = fleets_repo.fleet_targets(s, model)
-    wanted = {t.rollout_id for t in targets if t.rollout_id is not None}
-    rollouts = {r.id: r for r in repo.rollouts_by_ids(s, wanted)}
+    found = repo.targets_with_rollouts(s, model)
+    targets = [t for t, _r in found]
+    rollouts = {r.id: r for _t, r in found if r is not None}
+    wanted = set(rollouts)
     rows: dict[str, dict[int, Assignment]] = {}
     for row in repo.assignments_of(s, wanted):
         rows.setdefault(row.device_id, {})[row.rollout_id] = _assignment(row)

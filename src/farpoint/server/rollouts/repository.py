@@ -11,6 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from farpoint.server.devices.tables import Device
+from farpoint.server.fleets.rules import FleetTarget
+from farpoint.server.fleets.tables import Fleet, FleetRelease
+from farpoint.server.releases.tables import Release
 from farpoint.server.rollouts.rules import FAILED_PHASES
 from farpoint.server.rollouts.tables import ControllerLease, Rollout, RolloutBatch, RolloutDevice
 
@@ -101,6 +104,47 @@ def active_rows_for_device(s: Session, device_id: str) -> list[tuple[Rollout, Ro
     return [(r[0], r[1]) for r in s.execute(q).all()]
 
 
+def targets_with_rollouts(
+    s: Session, model: str | None = None
+) -> list[tuple[FleetTarget, Rollout | None]]:
+    """Every fleet's desired release of every model (or of `model`) with its digests, and
+    the rollout that set it, in one query: one row per fleet and model, not per device."""
+    q = (
+        select(
+            Fleet.name,
+            Fleet.selector,
+            FleetRelease.model,
+            FleetRelease.release_id,
+            Release.manifest_digest,
+            Release.model_digest,
+            FleetRelease.set_at,
+            FleetRelease.rollout_id,
+            Rollout,
+        )
+        .join(FleetRelease, FleetRelease.fleet_id == Fleet.id)
+        .join(Release, Release.id == FleetRelease.release_id)
+        .outerjoin(Rollout, Rollout.id == FleetRelease.rollout_id)
+    )
+    if model is not None:
+        q = q.where(FleetRelease.model == model)
+    return [
+        (
+            FleetTarget(
+                fleet=r[0],
+                selector=r[1],
+                model=r[2],
+                release_id=r[3],
+                manifest_digest=r[4],
+                model_digest=r[5],
+                set_at=r[6],
+                rollout_id=r[7],
+            ),
+            r[8],
+        )
+        for r in s.execute(q).all()
+    ]
+
+
 def batches(s: Session, rollout_id: int) -> list[RolloutBatch]:
     q = select(RolloutBatch).where(RolloutBatch.rollout_id == rollout_id).order_by(RolloutBatch.idx)
     return list(s.scalars(q).all())
@@ -110,16 +154,19 @@ def batch(s: Session, rollout_id: int, idx: int) -> RolloutBatch | None:
     return s.get(RolloutBatch, (rollout_id, idx))
 
 
-def batch_rows(s: Session, rollout_id: int, idx: int) -> list[tuple[str, bool, bool]]:
-    """(phase, committed, timed_out) of each device of one batch."""
-    q = select(RolloutDevice.phase, RolloutDevice.committed, RolloutDevice.timed_out).where(
-        RolloutDevice.rollout_id == rollout_id, RolloutDevice.batch_index == idx
+def phase_counts(s: Session, rollout_id: int) -> dict[str, int]:
+    """Devices per phase (for display; verdicts read the batch counters)."""
+    q = (
+        select(RolloutDevice.phase, func.count())
+        .where(RolloutDevice.rollout_id == rollout_id)
+        .group_by(RolloutDevice.phase)
     )
-    return [(r[0], r[1], r[2]) for r in s.execute(q).all()]
+    return {r[0]: r[1] for r in s.execute(q).all()}
 
 
-def class_counts(s: Session, rollout_id: int) -> list[tuple[int, str, bool, bool, int]]:
-    """(batch, phase, committed, timed_out, devices) over the whole rollout, grouped."""
+def recount(s: Session, rollout_id: int) -> list[tuple[int, str, bool, bool, int]]:
+    """(batch, phase, committed, timed_out, devices) counted from the rows: what the batch
+    counters must agree with (tests check they do)."""
     q = (
         select(
             RolloutDevice.batch_index,
@@ -137,13 +184,6 @@ def class_counts(s: Session, rollout_id: int) -> list[tuple[int, str, bool, bool
         )
     )
     return [(r[0], r[1], r[2], r[3], r[4]) for r in s.execute(q).all()]
-
-
-def failures(s: Session, rollout_id: int) -> int:
-    q = select(func.count()).where(
-        RolloutDevice.rollout_id == rollout_id, RolloutDevice.phase.in_(FAILED_PHASES)
-    )
-    return int(s.scalar(q) or 0)
 
 
 def assign_batch(s: Session, rollout_id: int, idx: int, release_id: int, now: datetime) -> None:

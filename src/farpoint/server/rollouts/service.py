@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
@@ -112,7 +111,18 @@ def create_rollout(s: Session, body: RolloutCreate, actor: str, now: datetime) -
     rows = []
     start = 0
     for idx, size in enumerate(sizes):
-        repo.add(s, RolloutBatch(rollout_id=rollout.id, idx=idx, size=size, state="waiting"))
+        repo.add(
+            s,
+            RolloutBatch(
+                rollout_id=rollout.id,
+                idx=idx,
+                size=size,
+                state="waiting",
+                healthy=0,
+                failed=0,
+                timed_out=0,
+            ),
+        )
         for device_id in order[start : start + size]:
             prev_release, prev_rollout = previous[device_id]
             rows.append(
@@ -262,9 +272,7 @@ def _settings(rollout: Rollout) -> RolloutSettings:
 
 def _summary(s: Session, rollout: Rollout, fleet_name: str) -> RolloutSummary:
     by_batch, failures = controller.tallies(s, rollout)
-    phases: Counter[str] = Counter()
-    for _batch, phase, _committed, _timed_out, n in repo.class_counts(s, rollout.id):
-        phases[phase] += n
+    phases = repo.phase_counts(s, rollout.id)
     batches = []
     for b in repo.batches(s, rollout.id):
         t = by_batch.get(b.idx, rules.Tally())
@@ -294,7 +302,7 @@ def _summary(s: Session, rollout: Rollout, fleet_name: str) -> RolloutSummary:
         settings=_settings(rollout),
         current_batch=rollout.current_batch if rollout.current_batch >= 0 else None,
         failures=failures,
-        progress=rules.phase_counts(phases.elements()),
+        progress={p: phases.get(p, 0) for p in rules.PHASES},
         batches=batches,
         created_by=rollout.created_by,
         created_at=rollout.created_at,

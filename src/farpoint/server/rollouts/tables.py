@@ -51,6 +51,11 @@ class RolloutBatch(Base):
     size: Mapped[int]
     state: Mapped[str] = mapped_column(String(16))
     """waiting, running, succeeded, failed, or stopped (the rollout ended first)."""
+    healthy: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    timed_out: Mapped[int] = mapped_column(default=0)
+    """Devices of the batch per class, kept as they change (under the rollout's lock), so a
+    verdict reads one row instead of counting every device; the rest are in progress."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

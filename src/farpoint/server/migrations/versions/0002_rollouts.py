@@ -51,6 +51,9 @@ def upgrade() -> None:
         sa.Column("idx", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("healthy", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("timed_out", sa.Integer(), nullable=False),
         sa.Column("started_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", farpoint.server.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -125,11 +128,15 @@ _LEGACY_BATCH_STATE = (
 
 def _backfill() -> None:
     """Rollouts made before batches existed were one batch, started at creation, whose
-    devices were all assigned the new release at once; say so in the new columns."""
+    devices were all assigned the new release at once; say so in the new columns. None
+    of their devices is healthy yet: that now takes a committed report."""
     op.execute(
-        "INSERT INTO rollout_batches (rollout_id, idx, size, state, started_at, finished_at) "
+        "INSERT INTO rollout_batches (rollout_id, idx, size, state, healthy, failed, timed_out, "
+        "started_at, finished_at) "
         "SELECT r.id, 0, (SELECT count(*) FROM rollout_devices d WHERE d.rollout_id = r.id), "
-        f"{_LEGACY_BATCH_STATE}, r.created_at, r.finished_at FROM rollouts r "
+        f"{_LEGACY_BATCH_STATE}, 0, (SELECT count(*) FROM rollout_devices d "
+        "WHERE d.rollout_id = r.id AND d.phase IN ('failed', 'rolled_back')), 0, "
+        "r.created_at, r.finished_at FROM rollouts r "
         "WHERE EXISTS (SELECT 1 FROM rollout_devices d WHERE d.rollout_id = r.id)"
     )
     op.execute(
