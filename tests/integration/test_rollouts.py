@@ -336,7 +336,7 @@ def test_a_silent_device_stops_blocking_its_batch_after_the_pending_timeout(app,
     )
     healthy(a, release.id, out["id"])
     clock.advance(599)
-    healthy(a, release.id, out["id"])
+    report(b, None, "pending")  # heard from, but no progress on the release
     assert tick(app) is False
     assert get(api, mlops, out["id"])["current_batch"] == 0
     clock.advance(2)
@@ -345,10 +345,51 @@ def test_a_silent_device_stops_blocking_its_batch_after_the_pending_timeout(app,
     assert by_name(mid)["b"]["timed_out"] is True
     assert mid["batches"][0] == {**mid["batches"][0], "healthy": 1, "timed_out": 1}
     assert mid["current_batch"] == 1 and desired(c) == (release.id, out["id"])
-    # The silent device still has the release waiting for it, and counts again once back.
+    # The device still has the release waiting for it, and counts again once it moves.
     assert desired(b) == (release.id, out["id"])
+    report(b, None, "pending")
+    assert by_name(get(api, mlops, out["id"]))["b"]["timed_out"] is True
     report(b, release.id, "downloading", rollout_id=out["id"])
     assert by_name(get(api, mlops, out["id"]))["b"]["timed_out"] is False
+
+
+def test_a_device_in_its_health_window_gets_the_window_on_top_of_the_timeout(app, api, people):
+    ops, mlops = people
+    clock = Clock(app)
+    a, b = _devices(app, api, ops, "a", "b")
+    release = make_release(app)
+    fleet(api, mlops, "all")
+    out = started(api, mlops, "all", release.id, pending_timeout_s=600, health={"window_s": 300})
+    healthy(a, release.id, out["id"])
+    report(b, release.id, "active", rollout_id=out["id"])  # its window starts
+    clock.advance(601)
+    tick(app)
+    assert by_name(get(api, mlops, out["id"]))["b"]["timed_out"] is False
+    clock.advance(300)
+    tick(app)
+    done = get(api, mlops, out["id"])
+    assert by_name(done)["b"]["timed_out"] is True and done["state"] == "succeeded"
+
+
+def test_a_device_another_fleet_decides_for_stops_blocking_after_the_timeout(app, api, people):
+    ops, mlops = people
+    clock = Clock(app)
+    a = enroll_device(app, api, ops, "a")
+    x = enroll_device(app, api, ops, "x", labels={"site": "icu"})
+    v1, v2 = make_release(app), make_release(app)
+    fleet(api, mlops, "all")
+    fleet(api, mlops, "icu", site="icu")
+    first = started(api, mlops, "all", v1.id, pending_timeout_s=600)
+    clock.advance(1)
+    second = started(api, mlops, "icu", v2.id)
+    assert desired(x) == (v2.id, second["id"]), "the newer fleet decides for x"
+    healthy(a, v1.id, first["id"])
+    healthy(x, v2.id, second["id"])
+    assert get(api, mlops, first["id"])["state"] == "running"
+    clock.advance(600)
+    tick(app)
+    done = get(api, mlops, first["id"])
+    assert done["state"] == "succeeded" and by_name(done)["x"]["timed_out"] is True
 
 
 def test_the_server_process_runs_the_timer_itself(tmp_path, db_url):

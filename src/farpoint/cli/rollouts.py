@@ -398,7 +398,9 @@ def device_desired_state(ctx: typer.Context, device_id: str, as_json: Json = Fal
         )
     for d in out.decisions:
         release = "nothing" if d.release_id is None else f"release {d.release_id}"
-        render.console.print(Text(f"{d.model}: {release}", style="bold"), Text(d.reason))
+        line = Text(f"{d.model}: {release}", style="bold")
+        line.append(f" — {d.reason}", style="")
+        render.console.print(line)
         render.table(
             ["fleet", "set at", "fleet's release", "rollout", "gives", "why"],
             (

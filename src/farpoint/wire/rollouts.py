@@ -89,7 +89,8 @@ class RolloutSettings(WireModel):
     approve_between_batches: bool = False
     rollback_on_failure: bool = True
     pending_timeout_s: int = Field(default=3600, gt=0, le=_MAX_TIMEOUT_S)
-    """A device silent this long stops blocking its batch."""
+    """A device reporting no progress on the release this long stops blocking its batch
+    (a device inside its health window gets the window on top)."""
 
 
 class RolloutCreate(RolloutSettings):
@@ -140,7 +141,7 @@ class RolloutDevice(WireModel):
     healthy: bool = False
     """Counts as healthy for its batch: active and committed (or active, with no window)."""
     timed_out: bool = False
-    """Silent past `pending_timeout_s`: it no longer blocks its batch."""
+    """No progress on the release for `pending_timeout_s`: it no longer blocks its batch."""
     assigned_release_id: int | None = None
     """What this rollout tells the device to run now: the new release once its batch
     started, else (not started, or returned by a rollback) its previous release."""

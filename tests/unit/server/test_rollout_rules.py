@@ -225,6 +225,8 @@ def test_what_a_fleet_gives_a_device():
     waiting = resolve_in_fleet(3, G, Assignment(2, None, 1, 7))
     assert (waiting.release_id, waiting.rollout_id) == (1, 7), "its own previous release"
     assert "waiting in batch 2" in waiting.why
+    stopped = Governing(**{**G.__dict__, "state": "aborted"})
+    assert "never started (aborted)" in resolve_in_fleet(3, stopped, Assignment(2, None, 1, 7)).why
     back = resolve_in_fleet(3, G, Assignment(0, None, 1, 7))
     assert (back.release_id, back.rollout_id) == (1, 7) and "returned" in back.why
     joined = resolve_in_fleet(3, G, None)

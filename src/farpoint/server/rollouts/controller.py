@@ -1,8 +1,9 @@
 """The rollout controller: moves rollouts on when devices report and on a timer.
 
 Device reports advance the rollouts that snapshotted the device, in the report's own
-transaction. A timer, held by one replica at a time through a lease row, flags devices
-silent past their rollout's pending timeout and re-judges every running rollout. Either
+transaction. A timer, held by one replica at a time through a lease row, counts out devices that
+reported no progress for their rollout's pending timeout and re-judges every running
+rollout. Either
 way a rollout is locked while it is judged, so two replicas never advance it at once.
 """
 
@@ -150,8 +151,8 @@ def on_report(
             rollout.id, rollout.to_release_id, m.release_id, m.phase, m.committed, m.rollout_id
         )
         error = m.error if phase != "pending" else None
-        if (row.phase, row.committed, row.error, row.timed_out) == (phase, committed, error, False):
-            continue
+        if (row.phase, row.committed, row.error) == (phase, committed, error):
+            continue  # no progress: a timed-out device stays counted out
         was = classify(row.phase, row.committed, row.timed_out, rollout.window_s)
         now_is = classify(phase, committed, False, rollout.window_s)
         row.phase, row.committed, row.error, row.timed_out = phase, committed, error, False
@@ -170,16 +171,18 @@ def on_report(
     return changed
 
 
-def _time_out_silent(s: Session, rollout: Rollout, now: datetime) -> None:
+def _time_out_stalled(s: Session, rollout: Rollout, now: datetime) -> None:
+    """Count out the current batch's devices that reported no progress on the release for
+    `pending_timeout_s` since it started: offline ones, and ones another fleet decides for."""
     if rollout.current_batch < 0:
         return
     b = repo.batch(s, rollout.id, rollout.current_batch)
     if b is None or b.started_at is None:
         return
-    timeout = timedelta(seconds=rollout.pending_timeout_s)
-    if now - b.started_at >= timeout:
-        b.timed_out += repo.mark_silent(
-            s, rollout.id, rollout.current_batch, now - timeout, rollout.window_s, now
+    since = now - timedelta(seconds=rollout.pending_timeout_s)
+    if b.started_at <= since:
+        b.timed_out += repo.mark_stalled(
+            s, rollout.id, rollout.current_batch, since, rollout.window_s
         )
 
 
@@ -196,7 +199,7 @@ class RolloutController:
         return datetime.fromtimestamp(self.ctx.clock(), UTC)
 
     def tick(self) -> bool:
-        """One pass, if this replica holds the lease: time out silent devices and re-judge
+        """One pass, if this replica holds the lease: time out stalled devices and re-judge
         every running or paused rollout, each in its own transaction. True when a device's
         desired state may have changed (the caller wakes long-polls)."""
         now = self._now()
@@ -212,7 +215,7 @@ class RolloutController:
                 rollout = repo.lock_rollout(s, rollout_id)
                 if rollout is None or rollout.state not in repo.ACTIVE_STATES:
                     continue
-                _time_out_silent(s, rollout, now)
+                _time_out_stalled(s, rollout, now)
                 changed |= advance(s, rollout, now)
         return changed
 

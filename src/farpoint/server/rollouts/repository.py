@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, and_, false, func, insert, not_, or_, select, true, update
@@ -211,16 +211,17 @@ def return_devices(s: Session, rollout_id: int, now: datetime) -> int:
     return result.rowcount
 
 
-def mark_silent(
-    s: Session, rollout_id: int, idx: int, silent_since: datetime, window_s: int, now: datetime
-) -> int:
-    """Flag the batch's unsettled devices not seen since `silent_since` as timed out."""
+def mark_stalled(s: Session, rollout_id: int, idx: int, since: datetime, window_s: int) -> int:
+    """Flag as timed out the batch's unsettled devices whose row has not moved since
+    `since` (a device inside its health window gets `window_s` more); how many."""
     healthy = and_(
         RolloutDevice.phase == "active",
         or_(RolloutDevice.committed.is_(True), true() if window_s == 0 else false()),
     )
-    silent = select(Device.id).where(
-        or_(Device.last_seen_at.is_(None), Device.last_seen_at < silent_since)
+    in_window = since - timedelta(seconds=window_s)
+    stalled = or_(
+        and_(RolloutDevice.phase != "active", RolloutDevice.updated_at < since),
+        and_(RolloutDevice.phase == "active", RolloutDevice.updated_at < in_window),
     )
     result = s.execute(
         update(RolloutDevice)
@@ -230,9 +231,9 @@ def mark_silent(
             RolloutDevice.timed_out.is_(False),
             RolloutDevice.phase.not_in(FAILED_PHASES),
             not_(healthy),
-            RolloutDevice.device_id.in_(silent),
+            stalled,
         )
-        .values(timed_out=True, updated_at=now)
+        .values(timed_out=True)
         .execution_options(synchronize_session=False)
     )
     assert isinstance(result, CursorResult)

@@ -306,8 +306,13 @@ def resolve_in_fleet(
             return InFleet(
                 row.assigned_release_id, g.id, row.batch, f"batch {row.batch} of rollout {g.id}"
             )
-        if row.batch > g.current_batch:
+        if row.batch > g.current_batch and g.state in ("running", "paused"):
             why = f"waiting in batch {row.batch} of rollout {g.id}: keeps its previous release"
+        elif row.batch > g.current_batch:
+            why = (
+                f"batch {row.batch} of rollout {g.id} never started ({g.state}): keeps its "
+                "previous release"
+            )
         else:
             why = f"returned to its previous release by rollout {g.id} ({g.state})"
         return InFleet(row.previous_release_id, row.previous_rollout_id, row.batch, why)
