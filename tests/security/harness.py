@@ -384,7 +384,10 @@ class World:
         raise AssertionError(f"the device did not fetch timestamp version {newest}")
 
     def rollout(self, release_id: int, fleet: str = "ward-a") -> int:
-        return int(self.people["mo"].client.create_rollout(fleet, release_id).id)
+        # No rollback on failure: these attacks need the device to keep being told about
+        # the bad release, and to go on refusing it while it serves the good one.
+        client = self.people["mo"].client
+        return int(client.create_rollout(fleet, release_id, rollback_on_failure=False).id)
 
     # -- what the device says ----------------------------------------------------------------------
     def device_entry(self, device: str = "a") -> dict[str, Any] | None:

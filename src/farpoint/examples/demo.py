@@ -261,7 +261,9 @@ def run_demo(
 
         with report.stage(result, "rollout", "Roll the release out to every ward"):
             itops.create_fleet("all-wards", {"site": "general-hospital"})
-            rollout = mlops.create_rollout("all-wards", release.id)
+            # No health window: a device is healthy once it serves the release (the demo
+            # shows delivery; `farpoint rollout create --health-window 60s` watches first).
+            rollout = mlops.create_rollout("all-wards", release.id, health={"window_s": 0})
             final = mlops.wait_rollout(rollout.id, timeout_s=300, poll_s=0.2)
             if final.state != "succeeded":
                 raise DemoFailed(f"rollout {final.id} ended {final.state}: {final.progress}")

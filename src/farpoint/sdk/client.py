@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from farpoint.sdk._http import _Base, segment
 from farpoint.sdk.audit import AuditCalls
 from farpoint.sdk.datasets import DatasetCalls
+from farpoint.sdk.rollouts import ROLLOUT_DONE, RolloutCalls
 from farpoint.sdk.trace import TraceCalls
 from farpoint.sdk.training import TrainingCalls
 from farpoint.sdk.trust import TrustCalls
@@ -21,8 +21,6 @@ from farpoint.wire.devices import (
     EnrollmentTokenCreated,
     FleetCreate,
     FleetOut,
-    RolloutCreate,
-    RolloutOut,
 )
 from farpoint.wire.evaluations import EvaluationCreate, EvaluationOut, PolicyCreate, PolicyOut
 from farpoint.wire.identity import (
@@ -40,15 +38,22 @@ from farpoint.wire.releases import ReleaseCreate, ReleaseOut
 __all__ = ["DEFAULT_URL", "ROLLOUT_DONE", "Client"]
 
 DEFAULT_URL = "http://127.0.0.1:8750"
-ROLLOUT_DONE = frozenset({"succeeded", "failed", "aborted"})
-"""Rollout states that do not change any more."""
 
 
 def _body(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-class Client(DatasetCalls, TrainingCalls, TraceCalls, TrustCalls, TufCalls, AuditCalls, _Base):
+class Client(
+    DatasetCalls,
+    TrainingCalls,
+    TraceCalls,
+    TrustCalls,
+    TufCalls,
+    AuditCalls,
+    RolloutCalls,
+    _Base,
+):
     """A Farpoint server, seen through its HTTP API.
 
     Every call returns `farpoint.wire` models; every refusal raises the matching
@@ -191,51 +196,3 @@ class Client(DatasetCalls, TrainingCalls, TraceCalls, TrustCalls, TufCalls, Audi
 
     def get_fleet(self, name: str) -> FleetOut:
         return self._one(FleetOut, "GET", f"fleets/{segment(name)}")
-
-    # -- rollouts ---------------------------------------------------------------------------
-    def create_rollout(self, fleet: str, release_id: int) -> RolloutOut:
-        """Start delivering a release to every device of a fleet."""
-        body = RolloutCreate(fleet=fleet, release_id=release_id)
-        return self._one(RolloutOut, "POST", "rollouts", json=_body(body))
-
-    def list_rollouts(self) -> list[RolloutOut]:
-        return self._all(RolloutOut, "rollouts")
-
-    def get_rollout(self, rollout_id: int) -> RolloutOut:
-        return self._one(RolloutOut, "GET", f"rollouts/{segment(rollout_id)}")
-
-    def wait_rollout(
-        self,
-        rollout_id: int,
-        timeout_s: float = 300.0,
-        poll_s: float = 0.5,
-        *,
-        on_update: Callable[[RolloutOut], None] | None = None,
-    ) -> RolloutOut:
-        """Poll a rollout until it succeeded, failed or was aborted; TimeoutError otherwise.
-
-        `on_update` sees every state polled (for progress displays).
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            rollout = self.get_rollout(rollout_id)
-            if on_update is not None:
-                on_update(rollout)
-            if rollout.state in ROLLOUT_DONE:
-                return rollout
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"rollout {rollout_id} is still {rollout.state} after {timeout_s:g} s "
-                    f"({_progress_text(rollout)}); wait longer or inspect it with "
-                    f"`farpoint rollout show {rollout_id}`"
-                )
-            time.sleep(poll_s)
-
-
-def _progress_text(rollout: RolloutOut) -> str:
-    phases: dict[str, int] = {}
-    for device in rollout.devices:
-        phases[device.phase] = phases.get(device.phase, 0) + 1
-    if not phases:
-        return "no devices reported yet"
-    return ", ".join(f"{count} {phase}" for phase, count in sorted(phases.items()))

@@ -25,6 +25,8 @@ from farpoint.server.identity.router import router as identity_router
 from farpoint.server.keys.router import router as keys_router
 from farpoint.server.models.router import router as models_router
 from farpoint.server.releases.router import router as releases_router
+from farpoint.server.rollouts.controller import RolloutController
+from farpoint.server.rollouts.router import router as rollouts_router
 from farpoint.server.settings import Settings
 from farpoint.server.signing import load_or_create_signing_key
 from farpoint.server.trace.router import router as trace_router
@@ -49,10 +51,14 @@ def create_app(
         clock=clock,
     )
 
+    rollout_controller = RolloutController(ctx, settings.rollout_tick_s)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.notifier.bind(asyncio.get_running_loop())
+        rollout_controller.start()
         yield
+        await rollout_controller.stop()
         db.dispose()
 
     app = FastAPI(
@@ -64,6 +70,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.rollout_controller = rollout_controller
     install_error_handlers(app)
 
     app.include_router(build_api())
@@ -84,8 +91,9 @@ def build_api() -> APIRouter:
         models_router,
         evaluations_router,
         releases_router,
-        devices_router,
+        devices_router,  # before fleets_router: /devices/self/... stays the device's
         fleets_router,
+        rollouts_router,
         keys_router,
         attestations_router,
         audit_router,

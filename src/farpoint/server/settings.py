@@ -34,6 +34,8 @@ class Settings:
     """The server signs the audit head at most this often (and on demand)."""
     director_expiry_s: int = 3600
     """Lifetime of each device's director metadata; it is re-signed at half of it."""
+    rollout_tick_s: float = 5.0
+    """The rollout controller's timer (pending timeouts); 0 turns the timer off."""
     auto_migrate: bool = True
     """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
 
@@ -66,5 +68,6 @@ class Settings:
                 e, "FARPOINT_AUDIT_CHECKPOINT_INTERVAL_S", cls.audit_checkpoint_interval_s
             ),
             director_expiry_s=_int(e, "FARPOINT_DIRECTOR_EXPIRY_S", cls.director_expiry_s),
+            rollout_tick_s=float(_int(e, "FARPOINT_ROLLOUT_TICK_S", 5)),
             auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
         )

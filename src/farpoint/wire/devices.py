@@ -1,4 +1,4 @@
-"""Enrollment, devices, fleets and rollouts."""
+"""Enrollment, devices, their desired state and status, fleets (rollouts: `wire.rollouts`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = [
     "DesiredState",
     "DeviceModelStatus",
     "DeviceOut",
+    "DevicePhase",
     "DeviceStatusReport",
     "DiagnosticsRequest",
     "EnrollRequest",
@@ -24,9 +25,6 @@ __all__ = [
     "FleetCreate",
     "FleetOut",
     "HealthPolicy",
-    "RolloutCreate",
-    "RolloutDevice",
-    "RolloutOut",
 ]
 
 DevicePhase = Literal[
@@ -155,31 +153,3 @@ class FleetOut(WireModel):
     desired_release_id: int | None
     device_count: int
     created_at: datetime
-
-
-class RolloutCreate(WireModel):
-    fleet: str
-    release_id: int
-    strategy: Literal["all-at-once"] = "all-at-once"
-
-
-class RolloutDevice(WireModel):
-    device_id: str
-    device_name: str
-    phase: DevicePhase
-    error: str | None
-
-
-class RolloutOut(WireModel):
-    id: int
-    fleet: str
-    model: str
-    from_release_id: int | None
-    to_release_id: int
-    strategy: str
-    state: Literal["pending", "running", "succeeded", "failed", "aborted"]
-    progress: dict[str, int]
-    devices: list[RolloutDevice]
-    created_by: str
-    created_at: datetime
-    finished_at: datetime | None

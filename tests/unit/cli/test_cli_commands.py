@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from farpoint.cli import main as cli_main
 from farpoint.sdk import Client
-from farpoint.wire.devices import DeviceModelStatus, DeviceOut, RolloutDevice, RolloutOut
+from farpoint.wire.devices import DeviceModelStatus, DeviceOut
 from farpoint.wire.evaluations import EvaluationOut, GateResult
 from farpoint.wire.identity import TeamOut
 
@@ -57,37 +57,10 @@ def evaluation(model: str) -> EvaluationOut:
     )
 
 
-def rollout(state: str, phase: str) -> dict[str, Any]:
-    out = RolloutOut(
-        id=5,
-        fleet="ward-a",
-        model="risk",
-        from_release_id=1,
-        to_release_id=2,
-        strategy="all-at-once",
-        state=state,  # type: ignore[arg-type]
-        progress={},
-        devices=[
-            RolloutDevice(
-                device_id="d-1",
-                device_name="bed-1",
-                phase=phase,  # type: ignore[arg-type]
-                error="self-test failed" if phase == "failed" else None,
-            )
-        ],
-        created_by="ops",
-        created_at=NOW,
-        finished_at=None,
-    )
-    return out.model_dump(mode="json")
-
-
 class FakeServer:
     """The endpoints the commands under test call."""
 
     def __init__(self) -> None:
-        self.rollout_end = "succeeded"
-        self.polls = 0
         self.bodies: list[Any] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -121,14 +94,6 @@ class FakeServer:
         if (method, path) == ("POST", "/datasets/vitals/versions"):
             self.bodies.append(request.read())
             return problem(422, "Invalid input", "unknown column role for 'age': 'featur'")
-        if (method, path) == ("POST", "/rollouts"):
-            return httpx.Response(201, json=rollout("pending", "pending"))
-        if (method, path) == ("GET", "/rollouts/5"):
-            self.polls += 1
-            if self.polls < 2:
-                return httpx.Response(200, json=rollout("running", "downloading"))
-            phase = "active" if self.rollout_end == "succeeded" else "failed"
-            return httpx.Response(200, json=rollout(self.rollout_end, phase))
         return problem(404, "Not found", f"no route {method} {path}")
 
 
@@ -140,7 +105,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
         return Client(url, token, transport=httpx.MockTransport(fake.handle))
 
     monkeypatch.setattr(cli_main, "make_client", make_client)
-    monkeypatch.setattr("farpoint.sdk.client.time.sleep", lambda s: None)
+    monkeypatch.setattr("farpoint.sdk.rollouts.time.sleep", lambda s: None)
     return fake
 
 
@@ -261,23 +226,6 @@ def test_malformed_role_is_a_usage_error(server: FakeServer, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "is not KEY=VALUE" in result.output
     assert server.bodies == []
-
-
-def test_rollout_wait_exits_0_when_it_succeeds(server: FakeServer) -> None:
-    result = farpoint("rollout", "create", "--fleet", "ward-a", "--release", "2", "--wait")
-    assert result.exit_code == 0, result.output
-    assert "succeeded" in result.stdout
-    assert "bed-1" in result.stdout
-
-
-def test_rollout_wait_exits_1_when_it_fails(server: FakeServer) -> None:
-    server.rollout_end = "failed"
-    result = farpoint(
-        "rollout", "create", "--fleet", "ward-a", "--release", "2", "--wait", "--json"
-    )
-    assert result.exit_code == 1
-    assert json.loads(result.stdout)["state"] == "failed"
-    assert "error: rollout 5 failed on bed-1" in result.stderr
 
 
 def test_bad_reference_is_a_usage_error(server: FakeServer) -> None:

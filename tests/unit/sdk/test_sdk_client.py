@@ -24,9 +24,9 @@ from farpoint.core.errors import (
 )
 from farpoint.sdk import Client, ServerUnreachable
 from farpoint.wire.datasets import ColumnSchema, DatasetVersionOut
-from farpoint.wire.devices import RolloutDevice, RolloutOut
 from farpoint.wire.identity import Me, TeamOut
 from farpoint.wire.models import ModelVersionMeta, ModelVersionOut, RunCreate, RunOut
+from farpoint.wire.rollouts import RolloutDevice, RolloutOut
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TOKEN = "fpt_1_secret"
@@ -58,7 +58,7 @@ class FakeFarpoint:
             for i in range(1, 6)
         ]
         self.uploads: list[dict[str, tuple[str | None, bytes]]] = []
-        self.rollout_states = ["pending", "running", "succeeded"]
+        self.rollout_states = ["paused", "running", "succeeded"]
         self.model_versions = [1, 2, 3]
         self.seen: list[httpx.Request] = []
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -167,7 +167,7 @@ class FakeFarpoint:
         state = (
             self.rollout_states.pop(0) if len(self.rollout_states) > 1 else self.rollout_states[0]
         )
-        phase = {"pending": "pending", "running": "downloading"}.get(state, "active")
+        phase = {"paused": "pending", "running": "downloading"}.get(state, "active")
         out = RolloutOut(
             id=int(match["id"]),
             fleet="ward-a",
@@ -177,7 +177,15 @@ class FakeFarpoint:
             strategy="all-at-once",
             state=state,  # type: ignore[arg-type]
             progress={},
-            devices=[RolloutDevice(device_id="d1", device_name="bed-1", phase=phase, error=None)],  # type: ignore[arg-type]
+            devices=[
+                RolloutDevice(
+                    device_id="d1",
+                    device_name="bed-1",
+                    batch=0,
+                    phase=phase,  # type: ignore[arg-type]
+                    error=None,
+                )
+            ],
             created_by="ops",
             created_at=NOW,
             finished_at=None,
@@ -357,7 +365,7 @@ def test_wait_rollout_polls_until_done(client: Client) -> None:
         4, timeout_s=10, poll_s=0, on_update=lambda r: states.append(r.state)
     )
     assert done.state == "succeeded"
-    assert states == ["pending", "running", "succeeded"]
+    assert states == ["paused", "running", "succeeded"], "a paused rollout is waited for"
     assert done.devices[0].phase == "active"
 
 

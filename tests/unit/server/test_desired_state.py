@@ -1,21 +1,20 @@
-"""The pure rules: fleet selection, precedence between fleets, rollout state."""
+"""The pure rules: fleet selection, precedence between fleets, the state's etag."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from farpoint.server.fleets.rules import (
-    FleetTarget,
-    desired_models,
-    phase_on_release,
-    rollout_progress,
-    rollout_state,
-    selects,
-    state_etag,
-    target_dict,
-)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from farpoint.server.fleets.rules import FleetTarget, candidates_by_model, selects, state_etag
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def desired_models(labels, targets):
+    """The first candidate per model: the fleet that decides when it gives a release."""
+    return [ts[0] for ts in candidates_by_model(labels, targets).values()]
 
 
 def target(
@@ -73,29 +72,27 @@ def test_each_model_is_decided_on_its_own_and_sorted_by_name():
 
 
 def test_etag_depends_on_content_not_order():
-    a = target_dict(target("all", 1, at=0, model="a"))
-    b = target_dict(target("all", 2, at=0, model="b"))
+    a = {"model": "a", "release_id": 1, "rollout_id": None}
+    b = {"model": "b", "release_id": 2, "rollout_id": 4}
     assert state_etag([a, b]) == state_etag([b, a])
     assert state_etag([a, b]) != state_etag([a])
+    assert state_etag([a]) != state_etag([{**a, "rollout_id": 5}]), "rollout ids are covered"
+    assert state_etag([a]) != state_etag([a], {"id": 3}), "so is a diagnostics request"
     assert len(state_etag([])) == 64
 
 
-def test_phase_counts_only_on_the_target_release():
-    assert phase_on_release(None, None, 7) == "pending"
-    assert phase_on_release(6, "active", 7) == "pending"
-    assert phase_on_release(7, "installing", 7) == "installing"
-
-
-def test_rollout_state():
-    assert rollout_state([]) == "succeeded"
-    assert rollout_state(["active", "active"]) == "succeeded"
-    assert rollout_state(["active", "downloading"]) == "running"
-    assert rollout_state(["active", "failed"]) == "failed"
-    assert rollout_state(["failed", "pending"]) == "running"
-    assert rollout_state(["rolled_back", "active"]) == "failed"
-
-
-def test_progress_lists_every_phase():
-    progress = rollout_progress(["active", "active", "failed"])
-    assert progress["active"] == 2 and progress["failed"] == 1 and progress["pending"] == 0
-    assert sum(progress.values()) == 3
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda x: x[0],
+    ),
+    st.randoms(),
+)
+def test_precedence_is_newest_then_name_whatever_the_row_order(fleets, rnd):
+    targets = [target(name, i, at) for i, (name, at) in enumerate(fleets)]
+    shuffled = targets[:]
+    rnd.shuffle(shuffled)
+    ordered = candidates_by_model({}, shuffled)["vitals"]
+    assert ordered == sorted(targets, key=lambda t: (-t.set_at.timestamp(), t.fleet))

@@ -15,6 +15,7 @@ _VIEWS = (
     "business",
     "admin",
     "release_trace",
+    "rollout",
 )
 
 

@@ -12,8 +12,9 @@ from farpoint.console.layout import open_view
 from farpoint.console.session import Api
 from farpoint.console.widgets import empty_state, live, section, stamp, table
 from farpoint.sdk import Client
-from farpoint.wire.devices import DeviceOut, RolloutOut
+from farpoint.wire.devices import DeviceOut
 from farpoint.wire.releases import ReleaseOut
+from farpoint.wire.rollouts import ROLLOUT_DONE, RolloutSummary
 
 __all__ = ["register"]
 
@@ -22,7 +23,7 @@ __all__ = ["register"]
 class _Board:
     releases: list[ReleaseOut]
     devices: list[DeviceOut]
-    rollouts: list[RolloutOut]
+    rollouts: list[RolloutSummary]
 
 
 def _load(client: Client) -> _Board:
@@ -42,7 +43,7 @@ def _draw(board: _Board) -> None:
         for model in device.models:
             if model.phase == "active" and model.release_id is not None:
                 serving.setdefault(model.release_id, set()).add(device.id)
-    finished = [r for r in board.rollouts if r.state in ("succeeded", "failed", "aborted")]
+    finished = [r for r in board.rollouts if r.state in ROLLOUT_DONE]
     failed = [r for r in finished if r.state != "succeeded"]
 
     with ui.row().classes("gap-4 mt-4"):

@@ -10,33 +10,17 @@ from starlette.responses import Response
 
 from farpoint.console.layout import open_view
 from farpoint.console.pages.ai_engineering import all_model_versions
+from farpoint.console.pages.rollout import PHASE_COLOURS, STATE_COLOURS
 from farpoint.console.session import Api
 from farpoint.console.widgets import empty_state, live, num, pass_mark, section, short, stamp
 from farpoint.console.widgets import table as plain_table
 from farpoint.sdk import Client
-from farpoint.wire.devices import RolloutOut
 from farpoint.wire.evaluations import EvaluationOut
 from farpoint.wire.models import ModelVersionOut
 from farpoint.wire.releases import ReleaseOut
+from farpoint.wire.rollouts import RolloutSummary
 
 __all__ = ["register"]
-
-_PHASE_COLOURS = {
-    "active": "positive",
-    "failed": "negative",
-    "rolled_back": "orange-8",
-    "pending": "grey-6",
-    "downloading": "blue-5",
-    "verifying": "blue-7",
-    "installing": "indigo-6",
-}
-_STATE_COLOURS = {
-    "succeeded": "positive",
-    "failed": "negative",
-    "aborted": "orange-8",
-    "running": "primary",
-    "pending": "grey-6",
-}
 
 
 @dataclass
@@ -134,7 +118,7 @@ def _draw(board: _Board) -> None:
                 ui.link(f"release {r.id}", f"/releases/{r.id}").classes("text-caption")
 
 
-def _draw_rollouts(rollouts: list[RolloutOut]) -> None:
+def _draw_rollouts(rollouts: list[RolloutSummary]) -> None:
     if not rollouts:
         empty_state(
             "No rollouts yet: deliver a release to a fleet.",
@@ -146,13 +130,15 @@ def _draw_rollouts(rollouts: list[RolloutOut]) -> None:
         _rollout_card(rollout)
 
 
-def _rollout_card(rollout: RolloutOut) -> None:
-    total = max(len(rollout.devices), sum(rollout.progress.values()))
+def _rollout_card(rollout: RolloutSummary) -> None:
+    total = sum(rollout.progress.values())
     active = rollout.progress.get("active", 0)
-    with ui.card().props("flat bordered").classes("w-full gap-2"):
+    with ui.card().props("flat bordered").classes("w-full gap-2 rollout-card"):
         with ui.row().classes("items-center gap-3"):
-            ui.badge(rollout.state, color=_STATE_COLOURS.get(rollout.state, "grey-6"))
-            ui.label(f"Rollout #{rollout.id}").classes("text-subtitle1 text-weight-bold")
+            ui.badge(rollout.state, color=STATE_COLOURS.get(rollout.state, "grey-6"))
+            ui.link(f"Rollout #{rollout.id}", f"/rollouts/{rollout.id}").classes(
+                "text-subtitle1 text-weight-bold rollout-link"
+            )
             before = (
                 "nothing"
                 if rollout.from_release_id is None
@@ -167,18 +153,19 @@ def _rollout_card(rollout: RolloutOut) -> None:
         ).props("rounded color=positive track-color=grey-3")
         with ui.row().classes("gap-2 items-center"):
             ui.label(f"{active} of {total} devices active").classes("text-caption")
+            if rollout.batches:
+                done = sum(1 for b in rollout.batches if b.state == "succeeded")
+                ui.label(f"· {done} of {len(rollout.batches)} batches done").classes("text-caption")
             for phase, count in sorted(rollout.progress.items()):
                 if count:
                     ui.chip(
                         f"{phase} {count}",
-                        color=_PHASE_COLOURS.get(phase, "grey-6"),
+                        color=PHASE_COLOURS.get(phase, "grey-6"),
                         text_color="white",
                     ).props("dense square")
-        failed = [d for d in rollout.devices if d.error]
-        for device in failed[:10]:
-            ui.label(f"{device.device_name}: {device.phase}: {device.error}").classes(
-                "text-caption text-negative"
-            )
+        for why in (rollout.paused_reason, rollout.reason):
+            if why:
+                ui.label(why).classes("text-caption text-negative")
 
 
 def register() -> None:

@@ -234,6 +234,8 @@ def report_status(device: SignedDeviceDep, s: DbSession, ctx: Ctx) -> Response:
             422, "Invalid input", f"{first['location']}: {first['message']}", errors=errors
         )
     audit.record_phase_changes(s, ctx, device.id, report)  # before: compares with stored
-    service.report_status(s, device.id, report, _now(ctx))
+    changed = service.report_status(s, device.id, report, _now(ctx))
     s.commit()
+    if changed:  # a rollout moved on: wake the long-polls after the commit
+        ctx.notifier.changed()
     return Response(status_code=204)

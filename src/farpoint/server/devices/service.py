@@ -19,9 +19,11 @@ from farpoint.core.errors import BadRequest, Conflict, NotFound, Unauthorized, V
 from farpoint.server.attestations import repository as attestations_repo
 from farpoint.server.devices import repository as repo
 from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentToken
+from farpoint.server.fleets import history
 from farpoint.server.fleets import repository as fleets_repo
-from farpoint.server.fleets import rules
-from farpoint.server.fleets import service as fleets_service
+from farpoint.server.fleets.rules import state_etag
+from farpoint.server.rollouts import controller as rollouts
+from farpoint.server.rollouts import desired
 from farpoint.server.tuf import repository as tuf_repo
 from farpoint.wire.devices import (
     DesiredModel,
@@ -181,16 +183,34 @@ def get_device(s: Session, device_id: str, now: datetime, online_s: int) -> Devi
 
 
 def desired_state(s: Session, device_id: str) -> DesiredState:
-    """What the device must run now, per model (see `rules.desired_models`)."""
+    """What the device must run now, per model: among the fleets selecting it, the one set
+    most recently decides, through its rollout's assignment for the device (see
+    `rollouts.desired`). A few indexed queries, whatever the number of devices."""
     device = repo.device_by_id(s, device_id)
     if device is None:
         raise Unauthorized(f"device {device_id} is not enrolled")
-    winners = rules.desired_models(device.labels, fleets_repo.fleet_targets(s))
-    models = [rules.target_dict(t) for t in winners]
+    models: list[dict[str, object]] = []
+    for choice in desired.choices_for_device(s, device_id, device.labels):
+        won = choice.chosen
+        if won is None:
+            continue
+        models.append(
+            {
+                "model": choice.model,
+                "release_id": won.gives.release_id,
+                "manifest_digest": choice.manifest_digest,
+                "model_digest": choice.model_digest,
+                "fleet": won.target.fleet,
+                "rollout_id": won.gives.rollout_id,
+                "health": dict(choice.health or {}),
+            }
+        )
+    diagnostics = None  # slice D: pending_diagnostics(s, device_id), as {"id": N} or None
     return DesiredState(
         device_id=device_id,
-        etag=rules.state_etag(models),
+        etag=state_etag(models, diagnostics),
         models=[DesiredModel.model_validate(m) for m in models],
+        diagnostics=diagnostics,
     )
 
 
@@ -234,8 +254,10 @@ def check_blob_desired(s: Session, device_id: str, digest: str) -> None:
         raise NotFound(f"blob {digest} is not part of a release desired for this device")
 
 
-def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: datetime) -> None:
-    """Store what the device runs and its heartbeat, then advance its rollouts."""
+def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: datetime) -> bool:
+    """Store what the device runs and its heartbeat, record changes of what it serves,
+    then advance its rollouts. True when some device's desired state may have changed
+    (the caller wakes long-polls after committing)."""
     device = repo.device_by_id(s, device_id)
     if device is None:
         raise Unauthorized(f"device {device_id} is not enrolled")
@@ -253,4 +275,5 @@ def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: d
         row.error = m.error
         row.updated_at = now
     s.flush()
-    fleets_service.advance_for_device(s, device_id, report.models, now)
+    history.record_serving(s, device_id, report.models, now)
+    return rollouts.on_report(s, device_id, report.models, now)

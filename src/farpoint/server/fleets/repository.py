@@ -1,15 +1,16 @@
-"""All SQL for fleets, their desired releases and rollouts."""
+"""All SQL for fleets, their desired releases, and serving intervals (history)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from farpoint.server.devices.tables import Device
-from farpoint.server.fleets.rules import FleetTarget
-from farpoint.server.fleets.tables import Fleet, FleetRelease, Rollout, RolloutDevice
+from farpoint.server.fleets.tables import Fleet, FleetRelease, ServingInterval
 from farpoint.server.releases.tables import Release
 
 
@@ -21,16 +22,42 @@ def fleet_by_id(s: Session, fleet_id: int) -> Fleet | None:
     return s.get(Fleet, fleet_id)
 
 
+def fleet_names(s: Session, ids: Collection[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = s.execute(select(Fleet.id, Fleet.name).where(Fleet.id.in_(ids))).all()
+    return {r[0]: r[1] for r in rows}
+
+
 def list_fleets(s: Session) -> Sequence[Fleet]:
     return s.scalars(select(Fleet).order_by(Fleet.name)).all()
 
 
-def add(s: Session, row: Fleet | FleetRelease | Rollout | RolloutDevice) -> None:
+def lock_fleet(s: Session, fleet_id: int) -> None:
+    """Serialize changes of one fleet's desired releases: a no-op UPDATE takes the row lock
+    on PostgreSQL and the write lock on SQLite, before anything is read."""
+    s.execute(
+        update(Fleet)
+        .where(Fleet.id == fleet_id)
+        .values(name=Fleet.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def add(s: Session, row: Fleet | FleetRelease | ServingInterval) -> None:
     s.add(row)
 
 
 def release_by_id(s: Session, release_id: int) -> Release | None:
     return s.get(Release, release_id)
+
+
+def release_digests(s: Session, ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """(manifest digest, model digest) of each release in `ids` that exists."""
+    if not ids:
+        return {}
+    q = select(Release.id, Release.manifest_digest, Release.model_digest).where(Release.id.in_(ids))
+    return {r[0]: (r[1], r[2]) for r in s.execute(q).all()}
 
 
 def fleet_release(s: Session, fleet_id: int, model: str) -> FleetRelease | None:
@@ -48,86 +75,33 @@ def latest_desired_release(s: Session, fleet_id: int) -> int | None:
     return s.scalars(q).first()
 
 
-def fleet_targets(s: Session) -> list[FleetTarget]:
-    """Every fleet's desired release of every model, with the digests a device needs."""
-    q = (
-        select(
-            Fleet.name,
-            Fleet.selector,
-            FleetRelease.model,
-            FleetRelease.release_id,
-            Release.manifest_digest,
-            Release.model_digest,
-            FleetRelease.set_at,
-        )
-        .join(FleetRelease, FleetRelease.fleet_id == Fleet.id)
-        .join(Release, Release.id == FleetRelease.release_id)
+def device_labels(s: Session) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, name, labels) of every device; selectors match in Python. For fleet-wide views
+    and rollout creation, never for a single device's poll."""
+    rows = s.execute(select(Device.id, Device.name, Device.labels).order_by(Device.seq)).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+# -- serving history --------------------------------------------------------------------
+
+
+def open_intervals(s: Session, device_id: str) -> dict[str, ServingInterval]:
+    """The device's current (open) interval per model."""
+    q = select(ServingInterval).where(
+        ServingInterval.device_id == device_id, ServingInterval.ended_at.is_(None)
     )
-    return [
-        FleetTarget(
-            fleet=r[0],
-            selector=r[1],
-            model=r[2],
-            release_id=r[3],
-            manifest_digest=r[4],
-            model_digest=r[5],
-            set_at=r[6],
-        )
-        for r in s.execute(q).all()
-    ]
+    return {row.model: row for row in s.scalars(q).all()}
 
 
-def rollout_by_id(s: Session, rollout_id: int) -> Rollout | None:
-    return s.get(Rollout, rollout_id)
-
-
-def list_rollouts(s: Session, after_id: int, limit: int) -> Sequence[Rollout]:
-    q = select(Rollout).where(Rollout.id > after_id).order_by(Rollout.id).limit(limit)
-    return s.scalars(q).all()
-
-
-def running_rollouts_of(s: Session, fleet_id: int, model: str) -> Sequence[Rollout]:
-    q = (
-        select(Rollout)
-        .where(Rollout.fleet_id == fleet_id, Rollout.model == model, Rollout.state == "running")
-        .order_by(Rollout.id)
-        .with_for_update()
+def intervals_at(
+    s: Session, device_ids: Collection[str], at: datetime
+) -> list[tuple[str, str, int]]:
+    """(device id, model, release id) of every interval covering instant `at`."""
+    if not device_ids:
+        return []
+    q = select(ServingInterval.device_id, ServingInterval.model, ServingInterval.release_id).where(
+        ServingInterval.device_id.in_(device_ids),
+        ServingInterval.started_at <= at,
+        or_(ServingInterval.ended_at.is_(None), ServingInterval.ended_at > at),
     )
-    return s.scalars(q).all()
-
-
-def running_rollouts_for_device(s: Session, device_id: str) -> Sequence[Rollout]:
-    """Running rollouts that target the device, locked (PostgreSQL) in id order.
-
-    The lock serializes devices of one rollout reporting at once, so the last of them sees
-    every other's progress and the rollout cannot stay `running` with all devices done.
-    SQLite serializes writers anyway.
-    """
-    q = (
-        select(Rollout)
-        .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
-        .where(RolloutDevice.device_id == device_id, Rollout.state == "running")
-        .order_by(Rollout.id)
-        .with_for_update(of=Rollout)
-    )
-    return s.scalars(q).all()
-
-
-def rollout_device(s: Session, rollout_id: int, device_id: str) -> RolloutDevice | None:
-    return s.get(RolloutDevice, (rollout_id, device_id))
-
-
-def rollout_devices(s: Session, rollout_id: int) -> list[tuple[RolloutDevice, str]]:
-    """The rollout's devices with their names, in name order."""
-    q = (
-        select(RolloutDevice, Device.name)
-        .join(Device, Device.id == RolloutDevice.device_id)
-        .where(RolloutDevice.rollout_id == rollout_id)
-        .order_by(Device.name)
-    )
-    return [(r[0], r[1]) for r in s.execute(q).all()]
-
-
-def rollout_phases(s: Session, rollout_id: int) -> list[str]:
-    q = select(RolloutDevice.phase).where(RolloutDevice.rollout_id == rollout_id)
-    return list(s.scalars(q).all())
+    return [(r[0], r[1], r[2]) for r in s.execute(q).all()]

@@ -1,24 +1,24 @@
-"""HTTP routes for fleets and rollouts."""
+"""HTTP routes for fleets, their history, and why a device runs what it runs."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from farpoint.core.errors import ValidationFailed
 from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.deps import Ctx, DbSession
-from farpoint.server.fleets import repository as repo
-from farpoint.server.fleets import service
-from farpoint.server.pagination import Limit, decode_cursor, next_cursor
+from farpoint.server.fleets import history, service
 from farpoint.wire.common import Page, Role
-from farpoint.wire.devices import FleetCreate, FleetOut, RolloutCreate, RolloutOut
+from farpoint.wire.devices import FleetCreate, FleetOut
+from farpoint.wire.rollouts import DeviceDesiredState, FleetHistory
 
 router = APIRouter(tags=["fleets"])
 FleetEditor = Annotated[Principal, Depends(Requires(Role.IT_OPS, Role.MLOPS_ENGINEER))]
-Mlops = Annotated[Principal, Depends(Requires(Role.MLOPS_ENGINEER))]
 Anyone = Annotated[Principal, Depends(Requires())]
 
 
@@ -44,32 +44,35 @@ def get_fleet(name: str, _p: Anyone, s: DbSession) -> FleetOut:
     return service.get_fleet(s, name)
 
 
-@router.post("/rollouts", status_code=201)
-def create_rollout(body: RolloutCreate, p: Mlops, s: DbSession, ctx: Ctx) -> RolloutOut:
-    out = service.create_rollout(s, body, p.user, _now(ctx.clock()))
-    audit.record(
-        s,
-        ctx,
-        p.user,
-        "rollout.create",
-        f"rollout/{out.id}",
-        release=audit.release_digest(s, out.to_release_id),
-    )
-    s.commit()
-    # After the commit, so a woken long-poll reads the new desired state.
-    ctx.notifier.changed()
-    return out
+@router.get("/fleets/{name}/history")
+def fleet_history(
+    name: str, _p: Anyone, s: DbSession, ctx: Ctx, at: str | None = None
+) -> FleetHistory:
+    """What each device the fleet selects now was serving at `at` (ISO 8601; default now)."""
+    when = _now(ctx.clock()) if at is None else _instant(at)
+    return history.fleet_history(s, name, when)
 
 
-@router.get("/rollouts")
-def list_rollouts(
-    _p: Anyone, s: DbSession, limit: Limit = 100, cursor: str | None = None
-) -> Page[RolloutOut]:
-    rows = repo.list_rollouts(s, decode_cursor(cursor), limit)
-    items = [service.rollout_out(s, r) for r in rows]
-    return Page(items=items, next_cursor=next_cursor([r.id for r in rows], limit))
+_DECODED_PLUS = re.compile(r" (\d\d:?\d\d)$")
 
 
-@router.get("/rollouts/{rollout_id}")
-def get_rollout(rollout_id: int, _p: Anyone, s: DbSession) -> RolloutOut:
-    return service.get_rollout(s, rollout_id)
+def _instant(text: str) -> datetime:
+    # `?at=...T10:00+02:00` typed unencoded arrives with the '+' decoded to a space.
+    text = _DECODED_PLUS.sub(r"+\1", text.strip())
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"at: {text!r} is not an ISO 8601 instant; write e.g. 2026-03-01T14:05:00Z"
+        ) from exc
+    # An instant without a zone is read as UTC, the server's zone for every time it stores.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+# Served by this room though it sits under /devices: precedence between fleets is decided
+# here. The devices room's `/devices/self/desired-state` is registered first and keeps
+# `self` for signed device requests.
+@router.get("/devices/{device_id}/desired-state")
+def device_desired_state(device_id: str, _p: Anyone, s: DbSession) -> DeviceDesiredState:
+    """What a device is told to run per model, with the candidate fleets and the winner."""
+    return service.explain_desired_state(s, device_id)

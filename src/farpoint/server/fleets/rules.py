@@ -1,4 +1,4 @@
-"""Pure rules: which fleet decides a device's release, and how a rollout stands.
+"""Pure rules: which fleets select a device, in which order they decide, the state's etag.
 
 Plain functions over plain data, tested without a database.
 """
@@ -7,30 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = [
-    "PHASES",
-    "FleetTarget",
-    "desired_models",
-    "phase_on_release",
-    "rollout_progress",
-    "rollout_state",
-    "selects",
-    "state_etag",
-    "target_dict",
-]
-
-PHASES = ("pending", "downloading", "verifying", "installing", "active", "failed", "rolled_back")
-_FAILED = frozenset({"failed", "rolled_back"})
+__all__ = ["FleetTarget", "candidates_by_model", "selects", "state_etag"]
 
 
 @dataclass(frozen=True)
 class FleetTarget:
-    """One fleet's desired release of one model."""
+    """One fleet's desired release of one model, and the rollout that set it (if any)."""
 
     fleet: str
     selector: Mapping[str, str]
@@ -39,6 +25,7 @@ class FleetTarget:
     manifest_digest: str
     model_digest: str
     set_at: datetime
+    rollout_id: int | None = None
 
 
 def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -46,60 +33,34 @@ def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def desired_models(labels: Mapping[str, str], targets: Iterable[FleetTarget]) -> list[FleetTarget]:
-    """The release a device with `labels` must run, per model, sorted by model name.
+def candidates_by_model(
+    labels: Mapping[str, str], targets: Iterable[FleetTarget]
+) -> dict[str, list[FleetTarget]]:
+    """Per model, the fleets that select a device with `labels`, in precedence order.
 
-    Precedence: among the fleets that select the device and want a release of a model, the
-    fleet whose desired release was set most recently wins; on equal times the fleet whose
-    name sorts first wins. So the latest rollout to reach a device decides what it runs,
-    whichever fleet it came through, and the answer never depends on row order.
+    Precedence: the fleet whose desired release was set most recently comes first; on
+    equal times the fleet whose name sorts first. So the latest rollout to reach a device
+    decides what it runs, whichever fleet it came through, and the answer never depends
+    on row order. Models are in name order.
     """
-    candidates: dict[str, list[FleetTarget]] = {}
+    found: dict[str, list[FleetTarget]] = {}
     for t in targets:
         if selects(t.selector, labels):
-            candidates.setdefault(t.model, []).append(t)
-    winners = []
-    for model in sorted(candidates):
-        by_name = sorted(candidates[model], key=lambda t: t.fleet)
+            found.setdefault(t.model, []).append(t)
+    out = {}
+    for model in sorted(found):
+        by_name = sorted(found[model], key=lambda t: t.fleet)
         # sorted() is stable with reverse=True too: equal times keep the name order.
-        winners.append(sorted(by_name, key=lambda t: t.set_at, reverse=True)[0])
-    return winners
+        out[model] = sorted(by_name, key=lambda t: t.set_at, reverse=True)
+    return out
 
 
-def state_etag(models: Iterable[Mapping[str, object]]) -> str:
-    """Hex SHA-256 of the canonical JSON of the models list, sorted by model name."""
-    ordered = sorted((dict(m) for m in models), key=lambda m: str(m["model"]))
-    canonical = json.dumps(ordered, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def target_dict(t: FleetTarget) -> dict[str, object]:
-    """The wire shape of a desired model (what the etag covers)."""
-    d = asdict(t)
-    return {k: d[k] for k in ("model", "release_id", "manifest_digest", "model_digest", "fleet")}
-
-
-def phase_on_release(
-    reported_release_id: int | None, reported_phase: str | None, target_release_id: int
+def state_etag(
+    models: Iterable[Mapping[str, object]], diagnostics: Mapping[str, object] | None = None
 ) -> str:
-    """A device's phase for a rollout: what it reported on the target release, else pending."""
-    if reported_phase is None or reported_release_id != target_release_id:
-        return "pending"
-    return reported_phase
-
-
-def rollout_progress(phases: Iterable[str]) -> dict[str, int]:
-    """How many targeted devices are in each phase (every phase listed, zeros included)."""
-    counts = Counter(phases)
-    return {p: counts.get(p, 0) for p in PHASES}
-
-
-def rollout_state(phases: Iterable[str]) -> str:
-    """`succeeded` when every device is active (or there are none), `failed` when every
-    device has finished and at least one failed or rolled back, else `running`."""
-    seen = list(phases)
-    if all(p == "active" for p in seen):
-        return "succeeded"
-    if all(p == "active" or p in _FAILED for p in seen):
-        return "failed"
-    return "running"
+    """Hex SHA-256 of the canonical JSON of the models list (sorted by model name) and the
+    diagnostics request: anything a device acts on changes it."""
+    ordered = sorted((dict(m) for m in models), key=lambda m: str(m["model"]))
+    doc = {"models": ordered, "diagnostics": dict(diagnostics) if diagnostics else None}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

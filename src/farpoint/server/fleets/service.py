@@ -1,4 +1,4 @@
-"""Fleets and rollouts: the use cases."""
+"""Fleets, and why a device is told to run what it runs: the use cases."""
 
 from __future__ import annotations
 
@@ -9,23 +9,22 @@ from sqlalchemy.orm import Session
 
 from farpoint.core.errors import Conflict, NotFound
 from farpoint.server.devices import repository as devices_repo
+from farpoint.server.devices import service as devices_service
 from farpoint.server.fleets import repository as repo
-from farpoint.server.fleets import rules
-from farpoint.server.fleets.tables import Fleet, FleetRelease, Rollout, RolloutDevice
-from farpoint.wire.devices import (
-    DeviceModelStatus,
-    FleetCreate,
-    FleetOut,
-    RolloutCreate,
-    RolloutOut,
-)
-from farpoint.wire.devices import RolloutDevice as RolloutDeviceOut
+from farpoint.server.fleets.rules import selects
+from farpoint.server.fleets.tables import Fleet
+from farpoint.server.rollouts import desired
+from farpoint.wire.devices import FleetCreate, FleetOut
+from farpoint.wire.rollouts import DeviceDesiredState, FleetCandidate, ModelDecision
+
+__all__ = ["create_fleet", "explain_desired_state", "get_fleet", "list_fleets"]
 
 
 def _matching_counts(s: Session, fleets: Sequence[Fleet]) -> dict[int, int]:
-    devices = devices_repo.all_device_labels(s)
+    devices = repo.device_labels(s)
     return {
-        f.id: sum(1 for _id, labels in devices if rules.selects(f.selector, labels)) for f in fleets
+        f.id: sum(1 for _id, _name, labels in devices if selects(f.selector, labels))
+        for f in fleets
     }
 
 
@@ -61,137 +60,62 @@ def list_fleets(s: Session) -> list[FleetOut]:
     return [fleet_out(s, f, counts[f.id]) for f in fleets]
 
 
-def create_rollout(s: Session, body: RolloutCreate, actor: str, now: datetime) -> RolloutOut:
-    """Make `release_id` the fleet's desired release of its model and track the devices.
-
-    The fleet's devices are snapshotted now; devices that join the fleet later still get
-    the release through their desired state, but this rollout does not wait for them.
-    A running rollout of the same fleet and model is superseded (`aborted`).
-    """
-    fleet = repo.fleet_by_name(s, body.fleet)
-    if fleet is None:
-        raise NotFound(f"fleet {body.fleet!r} does not exist; create it with POST /fleets")
-    release = repo.release_by_id(s, body.release_id)
-    if release is None:
-        raise NotFound(f"release {body.release_id} does not exist")
-
-    desired = repo.fleet_release(s, fleet.id, release.model)
-    from_release_id = desired.release_id if desired is not None else None
-    if desired is None:
-        repo.add(
-            s,
-            FleetRelease(fleet_id=fleet.id, model=release.model, release_id=release.id, set_at=now),
+def _decision(choice: desired.Choice) -> ModelDecision:
+    candidates = [
+        FleetCandidate(
+            fleet=c.target.fleet,
+            set_at=c.target.set_at,
+            fleet_release_id=c.target.release_id,
+            rollout_id=c.rollout.id if c.rollout is not None else None,
+            rollout_state=c.rollout.state if c.rollout is not None else None,
+            release_id=c.gives.release_id,
+            rollout_batch=c.gives.batch,
+            why=c.gives.why,
         )
-    else:
-        desired.release_id = release.id
-        desired.set_at = now
-
-    for older in repo.running_rollouts_of(s, fleet.id, release.model):
-        older.state = "aborted"
-        older.finished_at = now
-
-    rollout = Rollout(
-        fleet_id=fleet.id,
-        model=release.model,
-        from_release_id=from_release_id,
-        to_release_id=release.id,
-        strategy=body.strategy,
-        state="running",
-        created_by=actor,
-        created_at=now,
-        finished_at=None,
-    )
-    repo.add(s, rollout)
-    s.flush()
-
-    targeted = [
-        dev_id
-        for dev_id, labels in devices_repo.all_device_labels(s)
-        if rules.selects(fleet.selector, labels)
+        for c in choice.candidates
     ]
-    reported = {
-        st.device_id: st
-        for st in devices_repo.model_states(s, targeted)
-        if st.model == release.model
-    }
-    for dev_id in targeted:
-        st = reported.get(dev_id)
-        phase = rules.phase_on_release(
-            st.release_id if st else None, st.phase if st else None, release.id
+    won = choice.chosen
+    if won is None:
+        reason = "no fleet selecting the device gives it a release of this model now"
+        return ModelDecision(
+            model=choice.model,
+            winner=None,
+            release_id=None,
+            rollout_id=None,
+            batch=None,
+            reason=reason,
+            candidates=candidates,
         )
-        error = st.error if st is not None and phase != "pending" else None
-        repo.add(
-            s,
-            RolloutDevice(
-                rollout_id=rollout.id, device_id=dev_id, phase=phase, error=error, updated_at=now
-            ),
+    first = choice.candidates[0]
+    if won is first:
+        why = "its release was set most recently" if len(candidates) > 1 else "the only candidate"
+        reason = f"fleet {won.target.fleet} decides ({why}): {won.gives.why}"
+    else:
+        reason = (
+            f"fleet {won.target.fleet} decides: the fleets set more recently give nothing yet "
+            f"({first.target.fleet}: {first.gives.why}); {won.gives.why}"
         )
-    s.flush()
-    _settle(s, rollout, now)
-    return rollout_out(s, rollout, fleet.name)
+    return ModelDecision(
+        model=choice.model,
+        winner=won.target.fleet,
+        release_id=won.gives.release_id,
+        rollout_id=won.gives.rollout_id,
+        batch=won.gives.batch,
+        reason=reason,
+        candidates=candidates,
+    )
 
 
-def _settle(s: Session, rollout: Rollout, now: datetime) -> None:
-    """Record a terminal state once every targeted device has finished."""
-    state = rules.rollout_state(repo.rollout_phases(s, rollout.id))
-    if state != "running":
-        rollout.state = state
-        rollout.finished_at = now
-        s.flush()
-
-
-def advance_for_device(
-    s: Session, device_id: str, reports: Sequence[DeviceModelStatus], now: datetime
-) -> None:
-    """Fold one device's status report into the running rollouts that target it."""
-    by_model = {m.model: m for m in reports}
-    for rollout in repo.running_rollouts_for_device(s, device_id):
-        report = by_model.get(rollout.model)
-        if report is None:
-            continue
-        row = repo.rollout_device(s, rollout.id, device_id)
-        if row is None:  # pragma: no cover - the join above found it
-            continue
-        phase = rules.phase_on_release(report.release_id, report.phase, rollout.to_release_id)
-        row.phase = phase
-        row.error = report.error if phase != "pending" else None
-        row.updated_at = now
-        s.flush()
-        _settle(s, rollout, now)
-
-
-def get_rollout(s: Session, rollout_id: int) -> RolloutOut:
-    rollout = repo.rollout_by_id(s, rollout_id)
-    if rollout is None:
-        raise NotFound(f"rollout {rollout_id} does not exist")
-    return rollout_out(s, rollout)
-
-
-def rollout_out(s: Session, rollout: Rollout, fleet_name: str | None = None) -> RolloutOut:
-    if fleet_name is None:
-        fleet = repo.fleet_by_id(s, rollout.fleet_id)
-        assert fleet is not None
-        fleet_name = fleet.name
-    rows = repo.rollout_devices(s, rollout.id)
-    return RolloutOut(
-        id=rollout.id,
-        fleet=fleet_name,
-        model=rollout.model,
-        from_release_id=rollout.from_release_id,
-        to_release_id=rollout.to_release_id,
-        strategy=rollout.strategy,
-        state=rollout.state,
-        progress=rules.rollout_progress(row.phase for row, _name in rows),
-        devices=[
-            RolloutDeviceOut(
-                device_id=row.device_id,
-                device_name=name,
-                phase=row.phase,
-                error=row.error,
-            )
-            for row, name in rows
-        ],
-        created_by=rollout.created_by,
-        created_at=rollout.created_at,
-        finished_at=rollout.finished_at,
+def explain_desired_state(s: Session, device_id: str) -> DeviceDesiredState:
+    """The device's desired state and, per model, every candidate fleet and the winner."""
+    device = devices_repo.device_by_id(s, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} does not exist")
+    state = devices_service.desired_state(s, device_id)
+    choices = desired.choices_for_device(s, device_id, device.labels)
+    return DeviceDesiredState(
+        device_id=device.id,
+        device_name=device.name,
+        state=state,
+        decisions=[_decision(c) for c in choices],
     )

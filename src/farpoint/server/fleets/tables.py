@@ -1,11 +1,11 @@
-"""Fleets, the release each fleet wants per model, and rollouts with per-device progress."""
+"""Fleets, the release each fleet wants per model, and what each device served when."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from farpoint.server.db import Base, utcnow
@@ -28,28 +28,25 @@ class FleetRelease(Base):
     model: Mapped[str] = mapped_column(String(64), primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
     set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"))
+    """The rollout that set it: it decides each device's release (None: set directly)."""
 
 
-class Rollout(Base):
-    __tablename__ = "rollouts"
+class ServingInterval(Base):
+    """A device served `release_id` of `model` from `started_at` until `ended_at` (None: now).
+
+    Written when a status report shows the serving release change; history reads these
+    instead of scanning reports.
+    """
+
+    __tablename__ = "serving_intervals"
+    __table_args__ = (
+        Index("ix_serving_intervals_device_model", "device_id", "model", "started_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    fleet_id: Mapped[int] = mapped_column(ForeignKey("fleets.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     model: Mapped[str] = mapped_column(String(64))
-    from_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
-    to_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
-    strategy: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-
-
-class RolloutDevice(Base):
-    """A device a rollout targeted when it was created, and its progress on the target release."""
-
-    __tablename__ = "rollout_devices"
-    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True, index=True)
-    phase: Mapped[str] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    release_id: Mapped[int]
+    """As reported; not a foreign key, a device may name a release it kept."""
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
