@@ -27,6 +27,7 @@ from farpoint.server.models.router import router as models_router
 from farpoint.server.releases.router import router as releases_router
 from farpoint.server.settings import Settings
 from farpoint.server.signing import load_or_create_signing_key
+from farpoint.server.telemetry.router import router as telemetry_router
 from farpoint.server.trace.router import router as trace_router
 from farpoint.server.tuf.router import router as tuf_router
 
@@ -91,6 +92,7 @@ def build_api() -> APIRouter:
         audit_router,
         trace_router,
         tuf_router,
+        telemetry_router,
     ):
         api.include_router(router)
     return api

@@ -42,7 +42,7 @@ class FeedbackCount(WireModel):
     """How often, among predictions the application gave feedback on, a group of a
     protected attribute had this true label and this predicted label."""
 
-    attribute: str = Field(max_length=64)
+    attribute: str = Field(min_length=1, max_length=64)
     group: str = Field(max_length=64)
     label: str = Field(max_length=64)
     predicted: str = Field(max_length=64)

@@ -22,6 +22,7 @@ from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentT
 from farpoint.server.fleets import repository as fleets_repo
 from farpoint.server.fleets import rules
 from farpoint.server.fleets import service as fleets_service
+from farpoint.server.telemetry import service as telemetry_service
 from farpoint.server.tuf import repository as tuf_repo
 from farpoint.wire.devices import (
     DesiredModel,
@@ -235,7 +236,8 @@ def check_blob_desired(s: Session, device_id: str, digest: str) -> None:
 
 
 def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: datetime) -> None:
-    """Store what the device runs and its heartbeat, then advance its rollouts."""
+    """Store what the device runs, its heartbeat and its telemetry windows, then advance
+    its rollouts."""
     device = repo.device_by_id(s, device_id)
     if device is None:
         raise Unauthorized(f"device {device_id} is not enrolled")
@@ -253,4 +255,5 @@ def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: d
         row.error = m.error
         row.updated_at = now
     s.flush()
+    telemetry_service.store(s, device_id, report.telemetry, report.dropped_telemetry, now)
     fleets_service.advance_for_device(s, device_id, report.models, now)
