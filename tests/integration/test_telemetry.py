@@ -242,3 +242,52 @@ def test_a_malformed_window_is_refused_whole(app, api, token_for, window, words)
     assert _count(app, TelemetryWindowRow) == 0
     # nothing half-written: not the status either
     assert api.get(f"/api/v1/devices/{dev.id}", headers=bearer(ops)).json()["heartbeat"] == {}
+
+
+def test_sdk_and_cli_read_device_telemetry_and_summaries(app, api, token_for, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import farpoint.cli.main as cli_main
+    from farpoint.sdk import Client
+
+    ops = token_for("it-ops")
+    rel = make_release(app, "churn")
+    dev = enroll_device(app, api, ops, "bed-3")
+    windows = [
+        _window(i, 30 - i, {"churn": _model(rel.id, requests=5, inferences=5,
+                                             latency_ms=_hist(0.3, 0.3, 0.3, 4.0, 9000.0))})
+        for i in range(3)
+    ]  # fmt: skip
+    assert _report(dev, windows, dropped=2).status_code == 204
+    sdk = Client("http://testserver", ops, transport=api._transport)
+    sdk.page_size = 2  # follow the cursor
+    got = sdk.device_telemetry(dev.id)
+    assert [w.seq for w in got.items] == [0, 1, 2] and got.dropped_total == 2
+    assert [w.seq for w in sdk.device_telemetry(dev.id, limit=1).items] == [0]
+    summary = sdk.telemetry_summary(release_id=rel.id)
+    assert summary.models[0].requests == 15 and summary.models[0].latency.p50_ms == 0.5
+
+    monkeypatch.setattr(
+        cli_main,
+        "make_client",
+        lambda s, t: Client("http://testserver", t, transport=api._transport),
+    )
+    runner = CliRunner()
+    r = runner.invoke(cli_main.app, ["--token", ops, "device", "telemetry", dev.id])
+    assert r.exit_code == 0, r.output
+    assert "churn@" in r.output and "5 req" in r.output and "dropped 2" in r.output
+    r = runner.invoke(cli_main.app, ["--token", ops, "device", "telemetry", dev.id, "--json"])
+    assert [w["seq"] for w in json.loads(r.output)["items"]] == [0, 1, 2]
+    r = runner.invoke(
+        cli_main.app,
+        ["--token", ops, "telemetry", "summary", "--release", str(rel.id)],
+        env={"COLUMNS": "200"},
+    )
+    assert r.exit_code == 0, r.output
+    assert "15" in r.output and "≤ 0.5" in r.output and "> 2500" in r.output
+    r = runner.invoke(cli_main.app, ["--token", ops, "telemetry", "summary", "--fleet", "none"])
+    assert r.exit_code == 1 and "fleet 'none' does not exist" in r.output
+    r = runner.invoke(cli_main.app, ["--token", ops, "device", "telemetry", dev.id, "--since", "x"])
+    assert r.exit_code == 2

@@ -10,6 +10,7 @@ from typing import Any
 from farpoint.sdk._http import _Base, segment
 from farpoint.sdk.audit import AuditCalls
 from farpoint.sdk.datasets import DatasetCalls
+from farpoint.sdk.telemetry import TelemetryCalls
 from farpoint.sdk.trace import TraceCalls
 from farpoint.sdk.training import TrainingCalls
 from farpoint.sdk.trust import TrustCalls
@@ -48,7 +49,16 @@ def _body(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-class Client(DatasetCalls, TrainingCalls, TraceCalls, TrustCalls, TufCalls, AuditCalls, _Base):
+class Client(
+    DatasetCalls,
+    TrainingCalls,
+    TraceCalls,
+    TrustCalls,
+    TufCalls,
+    AuditCalls,
+    TelemetryCalls,
+    _Base,
+):
     """A Farpoint server, seen through its HTTP API.
 
     Every call returns `farpoint.wire` models; every refusal raises the matching
