@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from farpoint.server.telemetry.rules import Rows
@@ -23,14 +36,10 @@ from farpoint.server.telemetry.tables import (
 __all__ = [
     "Filter",
     "add_dropped",
-    "count_devices",
     "dropped_total",
     "insert_rows",
     "stored_seqs",
-    "sum_feedback",
-    "sum_latency",
-    "sum_models",
-    "sum_predictions",
+    "summary_rows",
     "window_children",
     "windows",
 ]
@@ -132,71 +141,70 @@ def _joined(child: Any) -> ColumnElement[bool]:
     return and_(child.device_id == m.device_id, child.seq == m.seq, child.model == m.model)
 
 
-def sum_models(s: Session, f: Filter) -> list[tuple[Any, ...]]:
-    """(model, release, devices, windows, requests, inferences, errors, input_errors)."""
+def summary_rows(s: Session, f: Filter) -> list[tuple[Any, ...]]:
+    """Every sum a summary needs, from one statement, so that windows arriving meanwhile
+    never make one part of it disagree with another. Rows are
+    (kind, model, release, a, b, c, d, n1..n6):
+
+    - "devices": n1 devices in all;
+    - "model": n1 devices, n2 windows, n3 requests, n4 inferences, n5 errors,
+      n6 input errors;
+    - "latency": a bucket, n1 count;  "prediction": a label, n1 count;
+    - "feedback": a attribute ('' overall), b group, c label, d predicted, n1 count.
+    """
     m = TelemetryModel
-    q = (
+    text = String(64)
+    where = f.conditions()
+
+    def head(kind: str, *keys: Any) -> list[Any]:
+        padded = [cast(k, text) for k in keys] + [cast(null(), text)] * (4 - len(keys))
+        return [literal(kind, text).label("kind"), m.model, m.release_id, *padded]
+
+    def tail(*sums: Any) -> list[Any]:
+        return [*sums, *[cast(null(), BigInteger)] * (6 - len(sums))]
+
+    parts = [
         select(
-            m.model,
-            m.release_id,
-            func.count(func.distinct(m.device_id)),
-            func.count(),
-            func.sum(m.requests),
-            func.sum(m.inferences),
-            func.sum(m.errors),
-            func.sum(m.input_errors),
-        )
-        .where(*f.conditions())
-        .group_by(m.model, m.release_id)
-    )
-    return [tuple(r) for r in s.execute(q).all()]
-
-
-def count_devices(s: Session, f: Filter) -> int:
-    m = TelemetryModel
-    q = select(func.count(func.distinct(m.device_id))).where(*f.conditions())
-    return int(s.scalar(q) or 0)
-
-
-def sum_latency(s: Session, f: Filter) -> list[tuple[Any, ...]]:
-    """(model, release, bucket, count)."""
-    m, c = TelemetryModel, TelemetryLatency
-    q = (
-        select(m.model, m.release_id, c.bucket, func.sum(c.count))
-        .join(c, _joined(c))
-        .where(*f.conditions())
-        .group_by(m.model, m.release_id, c.bucket)
-    )
-    return [tuple(r) for r in s.execute(q).all()]
-
-
-def sum_predictions(s: Session, f: Filter) -> list[tuple[Any, ...]]:
-    """(model, release, label, count)."""
-    m, c = TelemetryModel, TelemetryPrediction
-    q = (
-        select(m.model, m.release_id, c.label, func.sum(c.count))
-        .join(c, _joined(c))
-        .where(*f.conditions())
-        .group_by(m.model, m.release_id, c.label)
-    )
-    return [tuple(r) for r in s.execute(q).all()]
-
-
-def sum_feedback(s: Session, f: Filter) -> list[tuple[Any, ...]]:
-    """(model, release, attribute, group, label, predicted, count); attribute '' is overall."""
-    m, c = TelemetryModel, TelemetryFeedback
-    q = (
+            literal("devices", text).label("kind"),
+            cast(null(), String(64)),
+            cast(null(), Integer),
+            *[cast(null(), text)] * 4,
+            *tail(func.count(func.distinct(m.device_id))),
+        ).where(*where),
         select(
-            m.model,
-            m.release_id,
-            c.attribute,
-            c.group_name,
-            c.label,
-            c.predicted,
-            func.sum(c.count),
+            *head("model"),
+            *tail(
+                func.count(func.distinct(m.device_id)),
+                func.count(),
+                func.sum(m.requests),
+                func.sum(m.inferences),
+                func.sum(m.errors),
+                func.sum(m.input_errors),
+            ),
         )
-        .join(c, _joined(c))
-        .where(*f.conditions())
-        .group_by(m.model, m.release_id, c.attribute, c.group_name, c.label, c.predicted)
+        .where(*where)
+        .group_by(m.model, m.release_id),
+    ]
+    lat, pred, fb = TelemetryLatency, TelemetryPrediction, TelemetryFeedback
+    parts.append(
+        select(*head("latency", lat.bucket), *tail(func.sum(lat.count)))
+        .join(lat, _joined(lat))
+        .where(*where)
+        .group_by(m.model, m.release_id, lat.bucket)
     )
-    return [tuple(r) for r in s.execute(q).all()]
+    parts.append(
+        select(*head("prediction", pred.label), *tail(func.sum(pred.count)))
+        .join(pred, _joined(pred))
+        .where(*where)
+        .group_by(m.model, m.release_id, pred.label)
+    )
+    parts.append(
+        select(
+            *head("feedback", fb.attribute, fb.group_name, fb.label, fb.predicted),
+            *tail(func.sum(fb.count)),
+        )
+        .join(fb, _joined(fb))
+        .where(*where)
+        .group_by(m.model, m.release_id, fb.attribute, fb.group_name, fb.label, fb.predicted)
+    )
+    return [tuple(r) for r in s.execute(union_all(*parts)).all()]

@@ -158,36 +158,30 @@ def summary(
     device_ids = _fleet_devices(s, fleet) if fleet is not None else None
     f = repo.Filter(since, until, release_id, model, device_ids)
     totals: dict[tuple[str, int | None], rules.ModelTotals] = {}
+    devices_seen = 0
     if device_ids is None or device_ids:
-        for (
-            name,
-            rel,
-            devices,
-            windows,
-            requests,
-            inferences,
-            errors,
-            input_errors,
-        ) in repo.sum_models(s, f):
-            totals[(name, rel)] = rules.ModelTotals(
-                model=name,
-                release_id=rel,
-                devices=int(devices),
-                windows=int(windows),
-                requests=int(requests or 0),
-                inferences=int(inferences or 0),
-                errors=int(errors or 0),
-                input_errors=int(input_errors or 0),
-            )
-        for name, rel, bucket, n in repo.sum_latency(s, f):
-            totals[(name, rel)].latency[int(bucket)] = int(n)
-        for name, rel, label, n in repo.sum_predictions(s, f):
-            totals[(name, rel)].predictions[label] = int(n)
-        for name, rel, attribute, group, label, predicted, n in repo.sum_feedback(s, f):
-            totals[(name, rel)].feedback.append((attribute, group, label, predicted, int(n)))
-        devices_seen = repo.count_devices(s, f)
-    else:
-        devices_seen = 0
+        rows = repo.summary_rows(s, f)
+        for kind, name, rel, *_, n1, n2, n3, n4, n5, n6 in rows:
+            if kind == "devices":
+                devices_seen = int(n1 or 0)
+            elif kind == "model":
+                totals[(name, rel)] = rules.ModelTotals(
+                    model=name,
+                    release_id=rel,
+                    devices=int(n1),
+                    windows=int(n2),
+                    requests=int(n3 or 0),
+                    inferences=int(n4 or 0),
+                    errors=int(n5 or 0),
+                    input_errors=int(n6 or 0),
+                )
+        for kind, name, rel, a, b, c, d, n1, *_ in rows:
+            if kind == "latency":
+                totals[(name, rel)].latency[int(a)] = int(n1)
+            elif kind == "prediction":
+                totals[(name, rel)].predictions[a] = int(n1)
+            elif kind == "feedback":
+                totals[(name, rel)].feedback.append((a, b, c, d, int(n1)))
     ordered = sorted(totals.values(), key=lambda t: (t.model, t.release_id or 0))
     return TelemetrySummary(
         release_id=release_id,
