@@ -107,11 +107,15 @@ class RecentPredictions:
         predicted: Sequence[str],
         classes: Sequence[int | str],
     ) -> None:
+        shared: dict[str, Prediction] = {}  # one object per distinct label of the batch
+        for label in predicted:
+            if label not in shared:
+                shared[label] = Prediction(model, release_id, label, classes)
         with self._lock:
             now = self._clock()
             items = self._items
             for pid, label in zip(ids, predicted, strict=True):
-                items[pid] = (Prediction(model, release_id, label, classes), now, False)
+                items[pid] = (shared[label], now, False)
             self._expire(now)
 
     def claim(self, prediction_id: str) -> Prediction:
