@@ -9,11 +9,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from farpoint.core.errors import BadRequest, FarpointError, NotFound, PayloadTooLarge
+from farpoint.core.errors import (
+    BadRequest,
+    Conflict,
+    FarpointError,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 
+from .feedback import (
+    MAX_FEEDBACK_BYTES,
+    FeedbackError,
+    RecentPredictions,
+    check_label,
+    label_text,
+    new_ids,
+    parse_feedback,
+)
 from .registry import Registry
 from .runtime import InputError, rows_from_body
-from .telemetry import InferenceStats
+from .telemetry import FeedbackRefused, InferenceStats
 
 __all__ = ["MAX_BODY_BYTES", "LocalApi", "openapi_document"]
 
@@ -21,6 +37,7 @@ MAX_BODY_BYTES = 1 << 20
 _DRAIN_BYTES = 16 << 20
 _PREFIX = "/v1/models/"
 _PREDICT = ":predict"
+_FEEDBACK = "/v1/feedback"
 
 
 class _LengthRequired(FarpointError):
@@ -33,6 +50,18 @@ class _MethodNotAllowed(FarpointError):
     status = 405
     code = "method-not-allowed"
     title = "Method not allowed"
+
+
+class _TooManyRequests(FarpointError):
+    status = 429
+    code = "too-many-requests"
+    title = "Too many requests"
+
+
+class _InferenceFailed(FarpointError):
+    status = 500
+    code = "inference-failed"
+    title = "Inference failed"
 
 
 def openapi_document() -> dict[str, Any]:
@@ -50,8 +79,46 @@ def openapi_document() -> dict[str, Any]:
     prediction = {
         "type": "object",
         "properties": {
+            "id": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{16}$",
+                "description": "Name it in POST /v1/feedback with the true label.",
+            },
             "label": {},
             "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+    }
+    feedback_body = {
+        "type": "object",
+        "required": ["prediction_id", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "prediction_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16}$"},
+            "label": {
+                "type": ["integer", "string"],
+                "description": "The true label: one of the model's classes.",
+            },
+            "attributes": {
+                "type": "object",
+                "maxProperties": 8,
+                "description": "Protected attributes the application knows (the model never "
+                "sees them), as groups: name (1-32 characters) to a value of 1-32 "
+                "characters or an integer. Counted per group, never stored per prediction.",
+                "additionalProperties": {
+                    "type": ["string", "integer"],
+                    "maxLength": 32,
+                },
+            },
+        },
+    }
+    feedback_answer = {
+        "type": "object",
+        "properties": {
+            "prediction_id": {"type": "string"},
+            "model": {"type": "string"},
+            "release_id": {"type": ["integer", "null"]},
+            "label": {"type": "string"},
+            "predicted": {"type": "string"},
         },
     }
     predict_answer = {
@@ -102,6 +169,34 @@ def openapi_document() -> dict[str, Any]:
                         "400": problem,
                         "404": problem,
                         "413": problem,
+                        "500": problem,
+                    },
+                }
+            },
+            "/v1/feedback": {
+                "post": {
+                    "summary": "The true label of a prediction, for monitoring (counts only)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": feedback_body}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "counted",
+                            "content": {"application/json": {"schema": feedback_answer}},
+                        },
+                        "400": problem,
+                        "404": {
+                            "description": "the prediction id is unknown or expired",
+                            "content": {"application/problem+json": {}},
+                        },
+                        "409": {
+                            "description": "this prediction already has its feedback",
+                            "content": {"application/problem+json": {}},
+                        },
+                        "413": problem,
+                        "422": problem,
+                        "429": problem,
                     },
                 }
             },
@@ -166,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, active.describe())
             elif path.endswith(_PREDICT):
                 raise _MethodNotAllowed("predict takes POST")
+            elif path == _FEEDBACK:
+                raise _MethodNotAllowed("feedback takes POST")
             else:
                 raise NotFound(f"no route {path}")
         except FarpointError as err:
@@ -173,6 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = unquote(urlsplit(self.path).path)
+        if path == _FEEDBACK:
+            try:
+                self._feedback()
+            except FarpointError as err:
+                self._problem(err)
+            return
         if not (path.startswith(_PREFIX) and path.endswith(_PREDICT)):
             self._problem(NotFound(f"no route {path}"))
             return
@@ -180,8 +283,6 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._predict(name)
         except FarpointError as err:
-            if err.status == 400:
-                self.server.stats.record(name, 0, None, error=True)
             self._problem(err)
 
     def _discard(self, length: int) -> None:
@@ -194,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             left -= len(chunk)
 
-    def _read_body(self) -> Any:
+    def _read_body(self, limit: int = MAX_BODY_BYTES, hint: str = "send fewer rows") -> Any:
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             raise _LengthRequired("send the request body with a Content-Length header")
@@ -202,12 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(length_text)
         except ValueError as exc:
             raise BadRequest("Content-Length is not a number") from exc
-        if length > MAX_BODY_BYTES:
+        if length > limit:
             self._discard(length)
-            raise PayloadTooLarge(
-                f"body of {length} B is over the limit of {MAX_BODY_BYTES} B; "
-                "send fewer rows per request"
-            )
+            raise PayloadTooLarge(f"body of {length} B is over the limit of {limit} B; {hint}")
         data = self.rfile.read(length)
         try:
             return json.loads(data)
@@ -215,16 +313,28 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"body is not JSON: {exc}") from exc
 
     def _predict(self, name: str) -> None:
-        active = self.server.registry.get(name)
+        server = self.server
+        active = server.registry.get(name)
         if active is None:
             raise NotFound(f"no model named {name!r} is served on this device")
-        body = self._read_body()
+        release_id = active.current.release_id
+        stats = server.stats
         try:
-            rows = rows_from_body(body)
+            rows = rows_from_body(self._read_body())
             started = time.perf_counter()
-            predictions = active.model.predict(rows)
+            try:
+                predictions = active.model.predict(rows)
+            except (InputError, OverflowError):
+                raise
+            except Exception as exc:  # the model or ONNX Runtime failed: ours, not the caller's
+                stats.record_failure(name, release_id)
+                raise _InferenceFailed(
+                    f"release {release_id} of model {name!r} failed to predict: "
+                    f"{type(exc).__name__}: {str(exc)[:500]}"
+                ) from exc
             elapsed = time.perf_counter() - started
         except InputError as exc:
+            stats.record_input_error(name, release_id)
             extra: dict[str, Any] = {}
             if exc.row is not None:
                 extra["row"] = exc.row
@@ -232,15 +342,77 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["field"] = exc.field
             raise BadRequest(exc.detail, **extra) from exc
         except OverflowError as exc:
+            stats.record_input_error(name, release_id)
             raise PayloadTooLarge(str(exc)) from exc
-        self.server.stats.record(name, len(rows), elapsed, error=False)
+        except _InferenceFailed:
+            raise
+        except FarpointError:  # the body: missing length, too large, not JSON
+            stats.record_input_error(name, release_id)
+            raise
+        ids = new_ids(len(predictions))
+        labels = [label_text(p["label"]) for p in predictions]
+        for pid, p in zip(ids, predictions, strict=True):
+            p["id"] = pid
+        server.predictions.remember(ids, name, release_id, labels, active.model.manifest["classes"])
+        stats.record_prediction(name, release_id, elapsed, labels)
         self._send(
             200,
             {
                 "model": name,
-                "release_id": active.current.release_id,
+                "release_id": release_id,
                 "model_ref": active.model.manifest["model_ref"],
                 "predictions": predictions,
+            },
+        )
+
+    def _feedback(self) -> None:
+        server = self.server
+        try:
+            feedback = parse_feedback(
+                self._read_body(MAX_FEEDBACK_BYTES, "feedback is one small object")
+            )
+        except FeedbackError as exc:
+            raise ValidationFailed(exc.detail, field=exc.field) from exc
+        pid = feedback.prediction_id
+        recent = server.predictions
+        try:
+            prediction = recent.claim(pid)
+        except KeyError:
+            raise NotFound(
+                f"prediction {pid} is unknown or expired: this device remembers its last "
+                f"{recent.capacity} predictions for {recent.max_age_s:.0f} s",
+                field="prediction_id",
+            ) from None
+        except LookupError:
+            raise Conflict(
+                f"prediction {pid} already has its feedback; each prediction counts once",
+                field="prediction_id",
+            ) from None
+        try:
+            label = check_label(feedback.label, prediction.classes)
+            server.stats.record_feedback(
+                prediction.model,
+                prediction.release_id,
+                label,
+                prediction.predicted,
+                feedback.attributes,
+            )
+        except FeedbackError as exc:
+            recent.unclaim(pid)
+            raise ValidationFailed(exc.detail, field=exc.field) from exc
+        except FeedbackRefused as exc:
+            recent.unclaim(pid)
+            if exc.retry_later:
+                raise _TooManyRequests(exc.detail) from exc
+            raise ValidationFailed(exc.detail, field="attributes") from exc
+        self._send(
+            200,
+            {
+                "prediction_id": pid,
+                "model": prediction.model,
+                "release_id": prediction.release_id,
+                "label": label,
+                "predicted": prediction.predicted,
             },
         )
 
@@ -249,15 +421,24 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     registry: Registry
     stats: InferenceStats
+    predictions: RecentPredictions
 
 
 class LocalApi:
     """The HTTP server in a thread of its own."""
 
-    def __init__(self, registry: Registry, stats: InferenceStats, host: str, port: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        stats: InferenceStats,
+        host: str,
+        port: int,
+        predictions: RecentPredictions | None = None,
+    ) -> None:
         self._server = _Server((host, port), _Handler)
         self._server.registry = registry
         self._server.stats = stats
+        self._server.predictions = predictions if predictions is not None else RecentPredictions()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="farpoint-agent-api", daemon=True
         )

@@ -3,6 +3,7 @@ and the image repository, apply each release they both vouch for, report, serve.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -10,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .client import DeviceClient, LinkDown, ServerError
 from .local_api import LocalApi
+from .outbox import Outbox
 from .payloads import DesiredState, DeviceStatusReport, PayloadError, Phase
 from .registry import Registry
 from .runtime import SelfTestFailed, execution_providers, load_model
@@ -27,13 +30,13 @@ from .state import (
     load_identity,
     save_current,
 )
-from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, rss_bytes
+from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, pack_windows, rss_bytes
 
 if TYPE_CHECKING:
     from .delivery import Delivery
     from .director import DirectedRelease
 
-__all__ = ["Agent", "Backoff"]
+__all__ = ["MAX_REPORT_BYTES", "Agent", "Backoff"]
 
 log = logging.getLogger("farpoint.agent")
 MAX_BACKOFF_S = 30.0
@@ -42,6 +45,14 @@ RETRY_FIRST_S = 60.0
 (or sooner when the desired state changes): never in a tight loop."""
 RETRY_CAP_S = 3600.0
 MIN_RESYNC_S = 1.0
+MAX_REPORT_BYTES = 64 * 1024
+"""The server's limit on a device request body (`server.device_auth.MAX_DEVICE_BODY`)."""
+_REPORT_MARGIN = 1024
+RECORD_BYTES = 48 * 1024
+"""A window's record is split by model past this, so it fits a report with its statuses."""
+CATCHUP_REPORTS = 8
+"""Extra reports per heartbeat while records queued offline wait: a backlog drains in
+minutes without a fleet that comes back at once flooding the server."""
 
 
 @dataclass
@@ -104,6 +115,10 @@ class Agent:
         self.registry = Registry()
         self.stats = InferenceStats()
         self._api = LocalApi(self.registry, self.stats, host, port)
+        self.outbox = Outbox(state_dir / "telemetry")
+        self._window_lock = threading.Lock()
+        self._window_start = clock()
+        self._window_cpu = CpuMeter()
         self._port_file = port_file
         self._poll_wait_s = max(0, min(60, poll_wait_s))
         self._heartbeat_s = heartbeat_s
@@ -160,6 +175,10 @@ class Agent:
         self._api.stop()
         for t in self._threads:
             t.join(timeout=1.0)
+        try:
+            self.close_window()  # the last counts wait on disk for the next start
+        except OSError as exc:
+            log.error("last telemetry window not queued: %s", exc)
 
     def _watch_parent(self) -> None:
         assert self._parent_pid is not None
@@ -379,6 +398,7 @@ class Agent:
                     "requests": 0,
                     "inferences": 0,
                     "errors": 0,
+                    "input_errors": 0,
                     "latency_p50_ms": None,
                     "latency_p95_ms": None,
                 },
@@ -393,26 +413,107 @@ class Agent:
             "models": per_model,
         }
 
+    def close_window(self) -> None:
+        """Close the telemetry window into records on the on-disk queue."""
+        with self._window_lock:
+            end = self._clock()
+            resources: dict[str, float | int | None] = {
+                "cpu_percent": self._window_cpu.read(),
+                "rss_bytes": rss_bytes(),
+                "disk_free_bytes": disk_free_bytes(self.state_dir),
+            }
+            records = pack_windows(
+                self.stats.close_window(),
+                _iso(self._window_start),
+                _iso(end),
+                resources,
+                RECORD_BYTES,
+            )
+            self._window_start = end
+            for record in records:
+                self.outbox.append(dict(record))
+
     def report(self) -> bool:
-        """Send the statuses and a heartbeat; False when the server could not take it."""
+        """Send the statuses, a heartbeat and the oldest queued telemetry records; False
+        when the server could not take it."""
+        return self._report() is not None
+
+    def _report(self) -> int | None:
+        """Records the server accepted with one report (None: not delivered)."""
         with self._report_lock:
             report: DeviceStatusReport = {
                 "models": self.registry.statuses(),
                 "heartbeat": self.heartbeat(),
             }
+            dropped = self.outbox.dropped
+            if dropped:
+                report["dropped_telemetry"] = dropped
+            base = len(json.dumps(report, separators=(",", ":")))
+            batch = self.outbox.batch(MAX_REPORT_BYTES - base - _REPORT_MARGIN)
+            if batch:
+                report["telemetry"] = batch
             try:
                 self.client.report_status(report)
-            except (LinkDown, ServerError) as exc:
+            except LinkDown as exc:
                 log.warning("status report not delivered: %s", exc)
-                return False
-        return True
+                return None
+            except ServerError as exc:
+                if not batch:
+                    log.warning("status report not delivered: %s", exc)
+                    return None
+                return self._find_refused_record(report, batch, exc)
+            if batch or dropped:
+                self.outbox.ack(batch[-1]["seq"] if batch else -1, dropped)
+            return len(batch)
+
+    def _find_refused_record(
+        self, report: DeviceStatusReport, batch: list[dict[str, Any]], exc: ServerError
+    ) -> int | None:
+        """A report with telemetry was refused. The oldest record alone goes through: it
+        was a later one (the next reports find it). The report goes through without any:
+        the oldest record is one the server will never take; drop it rather than block
+        the queue behind it. Neither: the refusal is not about telemetry."""
+        dropped = report.get("dropped_telemetry", 0)
+        if len(batch) > 1:
+            report["telemetry"] = batch[:1]
+            try:
+                self.client.report_status(report)
+            except LinkDown as again:
+                log.warning("status report not delivered: %s", again)
+                return None
+            except ServerError:
+                pass
+            else:
+                self.outbox.ack(batch[0]["seq"], dropped)
+                return 1
+        report.pop("telemetry", None)
+        try:
+            self.client.report_status(report)
+        except (LinkDown, ServerError) as again:
+            log.warning("status report not delivered: %s", again)
+            return None
+        seq = self.outbox.drop_oldest()
+        log.error("server refused telemetry record %s (%s); dropped it", seq, exc.detail)
+        if dropped:
+            self.outbox.ack(-1, dropped)
+        return 0
 
     def _heartbeat_forever(self) -> None:
         backoff = Backoff(base_s=self._heartbeat_s)
         delay = 0.0
         while not self._stop.wait(delay):
-            if self.report():
+            self.close_window()
+            sent = self._report()
+            catchup = 0
+            while sent and self.outbox.pending and catchup < CATCHUP_REPORTS:
+                sent = self._report()
+                catchup += 1
+            if sent is not None:
                 backoff.reset()
                 delay = self._heartbeat_s
             else:
                 delay = max(self._heartbeat_s, backoff.next())
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()

@@ -23,6 +23,7 @@ from farpoint.cli.policies import evaluate, policy_app
 from farpoint.cli.releases import release_app, verify
 from farpoint.cli.rollouts import rollout_app
 from farpoint.cli.session import Session
+from farpoint.cli.telemetry import device_telemetry, telemetry_app
 from farpoint.cli.trace import trace
 from farpoint.cli.trust import approve, attestation_app, keys_app
 from farpoint.cli.trust_admin import trust_app
@@ -100,7 +101,9 @@ app.command("evaluate")(evaluate)
 app.command("approve")(approve)
 app.command("trace")(trace)
 app.add_typer(release_app, name="release")
+device_app.command("telemetry")(device_telemetry)
 app.add_typer(device_app, name="device")
+app.add_typer(telemetry_app, name="telemetry")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(keys_app, name="keys")

@@ -10,6 +10,7 @@ from farpoint.sdk._http import _Base, segment
 from farpoint.sdk.audit import AuditCalls
 from farpoint.sdk.datasets import DatasetCalls
 from farpoint.sdk.rollouts import ROLLOUT_DONE, RolloutCalls
+from farpoint.sdk.telemetry import TelemetryCalls
 from farpoint.sdk.trace import TraceCalls
 from farpoint.sdk.training import TrainingCalls
 from farpoint.sdk.trust import TrustCalls
@@ -52,6 +53,7 @@ class Client(
     TufCalls,
     AuditCalls,
     RolloutCalls,
+    TelemetryCalls,
     _Base,
 ):
     """A Farpoint server, seen through its HTTP API.

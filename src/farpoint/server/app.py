@@ -29,6 +29,7 @@ from farpoint.server.rollouts.controller import RolloutController
 from farpoint.server.rollouts.router import router as rollouts_router
 from farpoint.server.settings import Settings
 from farpoint.server.signing import load_or_create_signing_key
+from farpoint.server.telemetry.router import router as telemetry_router
 from farpoint.server.trace.router import router as trace_router
 from farpoint.server.tuf.router import router as tuf_router
 
@@ -99,6 +100,7 @@ def build_api() -> APIRouter:
         audit_router,
         trace_router,
         tuf_router,
+        telemetry_router,
     ):
         api.include_router(router)
     return api

@@ -14,6 +14,7 @@ from farpoint.server.keys import tables as _keys  # noqa: F401
 from farpoint.server.models import tables as _models  # noqa: F401
 from farpoint.server.releases import tables as _releases  # noqa: F401
 from farpoint.server.rollouts import tables as _rollouts  # noqa: F401
+from farpoint.server.telemetry import tables as _telemetry  # noqa: F401
 from farpoint.server.tuf import tables as _tuf  # noqa: F401
 
 metadata = Base.metadata

@@ -372,6 +372,9 @@ class FakeControlPlane:
     desired: list[dict[str, Any]] = field(default_factory=list)
     etag: str = "e0"
     reports: list[dict[str, Any]] = field(default_factory=list)
+    # a status report this returns a status for is refused with it (and kept in `refused`)
+    refuse_status: Callable[[dict[str, Any]], int | None] | None = None
+    refused: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -602,10 +605,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._problem(401, exc.detail)
             return
         if path == "/api/v1/devices/self/status":
+            doc = json.loads(body)
+            refusal = cp.refuse_status(doc) if cp.refuse_status is not None else None
             with cp.cond:
-                cp.reports.append(json.loads(body))
+                (cp.refused if refusal else cp.reports).append(doc)
                 cp.cond.notify_all()
-            self._empty(204)
+            if refusal:
+                self._problem(refusal, "status report refused by the test")
+            else:
+                self._empty(204)
             return
         self._problem(404, "no route")
 

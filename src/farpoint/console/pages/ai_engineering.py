@@ -15,8 +15,9 @@ from farpoint.console.widgets import empty_state, human_bytes, live, num, sectio
 from farpoint.sdk import Client
 from farpoint.wire.devices import DeviceOut
 from farpoint.wire.models import ModelVersionOut, TensorSpec
+from farpoint.wire.telemetry import TelemetrySummary
 
-__all__ = ["all_model_versions", "register", "tensors"]
+__all__ = ["all_model_versions", "latency_rows", "register", "tensors"]
 
 
 def all_model_versions(client: Client, limit: int = 200) -> list[ModelVersionOut]:
@@ -46,14 +47,44 @@ def _parity(parity: dict[str, Any]) -> str:
     )
 
 
+def _bound(value: float | None, counts: list[int], edges: list[float]) -> str:
+    """A quantile read from buckets is an upper bound: `≤ 0.5`; `> 2500` past the edges."""
+    if value is not None:
+        return f"≤ {value:g}"
+    return f"> {edges[-1]:g}" if any(counts) else "—"
+
+
+def latency_rows(summary: TelemetrySummary) -> list[dict[str, Any]]:
+    """One row per model and release: on-device latency from the devices' summed
+    histograms, with the traffic and failures behind it."""
+    rows = []
+    for m in summary.models:
+        lat = m.latency
+        rows.append(
+            {
+                "key": f"{m.model}/{m.release_id}",
+                "model": m.model,
+                "release": m.release_id if m.release_id is not None else "—",
+                "devices": m.devices,
+                "requests": m.requests,
+                "failures": "—" if m.error_rate is None else f"{m.error_rate:.2%}",
+                "p50": _bound(lat.p50_ms, lat.counts, lat.edges_ms),
+                "p95": _bound(lat.p95_ms, lat.counts, lat.edges_ms),
+                "p99": _bound(lat.p99_ms, lat.counts, lat.edges_ms),
+            }
+        )
+    return rows
+
+
 @dataclass
 class _Board:
     versions: list[ModelVersionOut]
     devices: list[DeviceOut]
+    summary: TelemetrySummary
 
 
 def _load(client: Client) -> _Board:
-    return _Board(all_model_versions(client), client.list_devices())
+    return _Board(all_model_versions(client), client.list_devices(), client.telemetry_summary())
 
 
 def _draw(board: _Board) -> None:
@@ -93,7 +124,30 @@ def _draw(board: _Board) -> None:
             key="ref",
         )
 
-    section("On-device latency", "from the devices' last heartbeats")
+    section("On-device latency", "per release, summed over every device, last 24 hours")
+    summed = latency_rows(board.summary)
+    if not summed:
+        empty_state(
+            "No device has sent telemetry in the last 24 hours (devices send counts and "
+            "latency histograms every heartbeat once a release is active)."
+        )
+    else:
+        table(
+            [
+                ("model", "Model"),
+                ("release", "Release"),
+                ("devices", "Devices"),
+                ("requests", "Requests"),
+                ("failures", "Failures"),
+                ("p50", "p50 ms"),
+                ("p95", "p95 ms"),
+                ("p99", "p99 ms"),
+            ],
+            summed,
+            key="key",
+        )
+
+    section("Per device", "from the devices' last heartbeats (recent requests)")
     rows = []
     for device in board.devices:
         per_model = device.heartbeat.get("models")

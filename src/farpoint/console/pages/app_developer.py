@@ -17,7 +17,7 @@ from farpoint.sdk import Client
 from farpoint.wire.devices import DeviceOut
 from farpoint.wire.releases import ReleaseOut
 
-__all__ = ["curl_snippet", "register"]
+__all__ = ["curl_snippet", "feedback_snippet", "register"]
 
 _PORT_NOTE = (
     "# PORT: the agent's local API port (`farpoint agent run --port 8080`, "
@@ -32,6 +32,21 @@ def curl_snippet(model: str, row: dict[str, Any]) -> str:
         f"{_PORT_NOTE}\nPORT=8080\n"
         f'curl -s -X POST "http://127.0.0.1:$PORT/v1/models/{model}:predict" \\\n'
         f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+
+
+def feedback_snippet(label: Any) -> str:
+    """A ready-to-paste curl for the device's feedback endpoint (the true label of a
+    prediction, and the protected attributes the application knows)."""
+    body = json.dumps(
+        {"prediction_id": "PREDICTION_ID", "label": label, "attributes": {"sex": "F"}}
+    ).replace("'", "'\\''")
+    return (
+        f"{_PORT_NOTE}\nPORT=8080\n"
+        '# PREDICTION_ID: the "id" of one prediction in the predict answer\n'
+        'curl -s -X POST "http://127.0.0.1:$PORT/v1/feedback" \\\n'
+        "  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
     )
 
@@ -51,8 +66,20 @@ def _python_snippet(release: ReleaseOut, row: dict[str, Any]) -> str:
         '    json={"rows": rows},\n'
         ").json()\n"
         'for prediction in answer["predictions"]:\n'
-        '    print(prediction["label"], prediction["probabilities"])'
+        '    print(prediction["id"], prediction["label"], prediction["probabilities"])\n\n'
+        "# Later, when the true outcome is known: its label, and the groups the application\n"
+        "# knows (the model never sees them; the device keeps counts per group only).\n"
+        "httpx.post(\n"
+        '    f"http://127.0.0.1:{PORT}/v1/feedback",\n'
+        '    json={"prediction_id": answer["predictions"][0]["id"],\n'
+        f'          "label": {_first_class(release)!r}, "attributes": {{"sex": "F"}}}},\n'
+        ").raise_for_status()"
     )
+
+
+def _first_class(release: ReleaseOut) -> Any:
+    classes = release.manifest.get("classes")
+    return classes[0] if isinstance(classes, list) and classes else 1
 
 
 @dataclass
@@ -148,6 +175,15 @@ def _release_card(release: ReleaseOut, devices: list[DeviceOut]) -> None:
                 f"This example row is one of the release's golden rows: the answer's label "
                 f"must be {labels[0]!r}."
             ).classes("text-caption text-grey-7")
+        ui.label("Feedback, on the device").classes("text-caption text-weight-medium")
+        ui.label(
+            "Each prediction answers with an id. When the true outcome is known, post it "
+            "with the protected attributes the application knows: the device turns them into "
+            "confusion counts per group (accuracy and fairness per group on the control "
+            "plane), and no row or single prediction leaves the device. Ids are remembered "
+            "for an hour, the last 10,000 predictions; each takes feedback once."
+        ).classes("text-body2")
+        code_block(feedback_snippet(_first_class(release)))
         ui.label("Python").classes("text-caption text-weight-medium")
         code_block(_python_snippet(release, example), language="python")
 

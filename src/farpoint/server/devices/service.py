@@ -24,6 +24,7 @@ from farpoint.server.fleets import repository as fleets_repo
 from farpoint.server.fleets.rules import state_etag
 from farpoint.server.rollouts import controller as rollouts
 from farpoint.server.rollouts import desired
+from farpoint.server.telemetry import service as telemetry_service
 from farpoint.server.tuf import repository as tuf_repo
 from farpoint.wire.devices import (
     DesiredModel,
@@ -255,9 +256,9 @@ def check_blob_desired(s: Session, device_id: str, digest: str) -> None:
 
 
 def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: datetime) -> bool:
-    """Store what the device runs and its heartbeat, record changes of what it serves,
-    then advance its rollouts. True when some device's desired state may have changed
-    (the caller wakes long-polls after committing)."""
+    """Store what the device runs, its heartbeat and its telemetry windows, record changes
+    of what it serves, then advance its rollouts. True when some device's desired state
+    may have changed (the caller wakes long-polls after committing)."""
     device = repo.device_by_id(s, device_id)
     if device is None:
         raise Unauthorized(f"device {device_id} is not enrolled")
@@ -275,5 +276,6 @@ def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: d
         row.error = m.error
         row.updated_at = now
     s.flush()
+    telemetry_service.store(s, device_id, report.telemetry, report.dropped_telemetry, now)
     history.record_serving(s, device_id, report.models, now)
     return rollouts.on_report(s, device_id, report.models, now)
