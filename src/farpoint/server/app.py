@@ -52,7 +52,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.notifier.bind(asyncio.get_running_loop())
+        ctx.notifier.start_push(settings.mqtt_url)
         yield
+        ctx.notifier.close()
         db.dispose()
 
     app = FastAPI(
