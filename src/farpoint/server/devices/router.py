@@ -20,7 +20,12 @@ from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.context import AppContext
 from farpoint.server.deps import Ctx, DbSession
-from farpoint.server.device_auth import SignedDevice, SignedDeviceDep, SignedReporterDep
+from farpoint.server.device_auth import (
+    SignedDevice,
+    SignedDeviceDep,
+    SignedReporterDep,
+    refusal,
+)
 from farpoint.server.devices import repository as repo
 from farpoint.server.devices import service
 from farpoint.server.devices.lifecycle_router import router as lifecycle_router
@@ -98,8 +103,15 @@ def get_device(device_id: str, _p: Anyone, s: DbSession, ctx: Ctx) -> DeviceOut:
 # download must not hold a database connection while it waits or streams.
 
 
-def _current_state(ctx: AppContext, device: SignedDevice, touch: bool) -> DesiredState:
+def _current_state(
+    ctx: AppContext, device: SignedDevice, touch: bool, recheck: bool = False
+) -> DesiredState:
     with ctx.db.session() as s:
+        if recheck:  # inside a held poll: was the device decommissioned meanwhile?
+            found = repo.auth_view(s, device.id)
+            refused = refusal(device.id, device.name, found[3] if found else "decommissioned")
+            if refused is not None:
+                raise refused
         if touch:
             repo.touch(s, device.id, _now(ctx))
         return service.desired_state(s, device.id)
@@ -140,7 +152,7 @@ async def desired_state(
         if remaining <= 0:
             return Response(status_code=304, headers=_etag_header(state.etag))
         await ctx.notifier.wait(min(_POLL_SLICE_S, remaining))
-        state = await run_in_threadpool(_current_state, ctx, device, False)
+        state = await run_in_threadpool(_current_state, ctx, device, False, True)
     return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
 
 
