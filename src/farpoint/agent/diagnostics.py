@@ -43,25 +43,21 @@ MAX_UPLOAD_BYTES = 60 * 1024
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PEM = r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)"
 _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
-        ),
-        "[private key removed]",
-    ),
-    (re.compile(r"\bfpe1\.[A-Za-z0-9_.\-]+"), "fpe1.[enrollment token removed]"),
-    (re.compile(r"\bfpt_\d+_[A-Za-z0-9_\-]+"), "fpt_[bearer token removed]"),
+    # Replacements say "[redacted]", which no later pattern matches again.
+    (re.compile(_PEM, re.S), "[private key redacted]"),
+    (re.compile(r"\bfpe1\.[A-Za-z0-9_.\-]+"), "fpe1.[redacted]"),
+    (re.compile(r"\bfpt_\d+_[A-Za-z0-9_\-]+"), "fpt_[redacted]"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9_.\-]+"), "Bearer [redacted]"),
     (
         re.compile(
             r"(?i)\b(authorization|x-farpoint-signature)(['\"]?\s*[:=]\s*['\"]?)[^\s,'\"}]+"
         ),
-        r"\1\2[removed]",
+        r"\1\2[redacted]",
     ),
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9_.\-]+"), "Bearer [removed]"),
-    (re.compile(r"(\b[a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1[credentials removed]@"),
+    (re.compile(r"(\b[a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1[redacted]@"),
     (
         re.compile(r"(?i)\b(password|passwd|secret|token|passphrase)(\s*[=:]\s*)[^\s,&]+"),
-        r"\1\2[removed]",
+        r"\1\2[redacted]",
     ),
 )
 
