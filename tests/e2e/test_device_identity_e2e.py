@@ -8,46 +8,28 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from identity_world import env_for as _env
+from identity_world import prepare as _prepare
+from identity_world import release_of
 
-from farpoint.examples.processes import Child, farpoint_command, start_agent, start_server, stop_all
+from farpoint.examples.processes import (
+    Child,
+    farpoint_command,
+    start_agent,
+    start_server,
+    stop_all,
+    wait_for_file,
+)
 from tls_certs import TlsFiles, write_tls_files
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-
-from release_fixtures import make_release
-from tuf_fixtures import ensure_trust
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 MQTT_URL = os.environ.get("FARPOINT_TEST_MQTT_URL", "")
-
-
-def _prepare(home: Path) -> tuple[Any, str]:
-    """The server's home with trust initialized and an admin, made in this process (the
-    server process then opens the same database and keys)."""
-    from farpoint.server.app import create_app
-    from farpoint.server.identity.service import bootstrap_admin
-    from farpoint.server.settings import Settings
-
-    app = create_app(Settings(home=home))
-    ensure_trust(app)
-    with app.state.ctx.db.session() as s:
-        admin = bootstrap_admin(s, "root", 3600).token
-    return app, admin
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FARPOINT_")}
-    env["FARPOINT_HOME"] = str(home)
-    env.update(extra)
-    return env
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -147,6 +129,41 @@ def test_the_server_refuses_to_start_with_unusable_tls_files(tmp_path: Path) -> 
     assert wrong_ca.returncode == 2 and "was not issued by the CA" in wrong_ca.stderr
 
 
+def test_the_console_behind_tls_reaches_its_own_api(tmp_path: Path, children: list[Child]) -> None:
+    """The console calls the API at the server's socket address over HTTPS; it pins the
+    served certificate (given here as options, not environment) to do so."""
+    home = tmp_path / "server"
+    tls = write_tls_files(tmp_path / "tls")
+    _app, admin = _prepare(home)
+    port_file = home / "server.port"
+    log = home / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            farpoint_command("server", "--port", "0", "--port-file", str(port_file),
+                             "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)),
+            env=_env(home, FARPOINT_TLS_CA=str(tls.ca)),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    server = Child("server", proc, log)
+    children.append(server)
+    port = wait_for_file(port_file, server, timeout=60)
+    verify = ssl.create_default_context(cafile=str(tls.ca))
+    url = f"https://127.0.0.1:{port}"
+    _wait("the console", lambda: _answers(url, verify), server)
+    r = httpx.get(f"{url}/console/login?token={admin}", verify=verify, timeout=30)
+    assert r.status_code == 303, r.text[-2000:]  # signed in: the token checked over HTTPS
+    assert r.headers["location"].startswith("/console/")
+    assert httpx.get(f"{url}/api/v1/tls/ca.pem", verify=verify, timeout=30).content == tls.ca_bytes
+
+
+def _answers(url: str, verify: ssl.SSLContext) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", verify=verify, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 # --- MQTT push ----------------------------------------------------------------------------
 
 
@@ -157,7 +174,7 @@ def test_a_push_brings_a_rollout_to_an_agent_that_barely_polls(
 ) -> None:
     home = tmp_path / "server"
     app, admin = _prepare(home)
-    release = make_release(app, "vitals")
+    release = release_of(app)
     server, url = start_server(home, _env(home, FARPOINT_MQTT_URL=MQTT_URL), console=False)
     children.append(server)
     ops = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=30)

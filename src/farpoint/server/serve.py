@@ -36,6 +36,8 @@ def run_server(
             tls_key=tls_key.resolve() if tls_key else settings.tls_key,
         )
     files = tls_files(settings)
+    if files is not None:  # the console pins this certificate when it calls its own API
+        os.environ["FARPOINT_TLS_CERT"] = str(files.cert)
     app = create_app(settings)
     if console:
         from farpoint.console import mount
