@@ -57,6 +57,21 @@ def _enroll(base: str, token: str, name: str) -> tuple[str, keys.PrivateKey]:
     return r.json()["device_id"], key
 
 
+def _click_until(button: Any, result: Any, tries: int = 3) -> None:
+    """Click until `result` shows. The board redraws every 3 s; a click that lands as its
+    button is replaced (or before the page's websocket is up) is lost, so it is repeated."""
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        button.click()
+        try:
+            expect(result).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def test_it_ops_approves_reads_logs_and_decommissions_in_the_console(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -92,18 +107,20 @@ def test_it_ops_approves_reads_logs_and_decommissions_in_the_console(
         card = page.locator(".pending-device").filter(has_text="gw-new")
         expect(card).to_be_visible()
         expect(card.get_by_text("CPUExecutionProvider", exact=False)).to_be_visible()
-        card.get_by_role("button", name="Approve").click()
-        expect(page.get_by_text("gw-new approved")).to_be_visible()
+        _click_until(
+            card.get_by_role("button", name="Approve"), page.get_by_text("gw-new approved")
+        )
         expect(page.locator(".pending-device")).to_have_count(0)
         state = httpx.get(f"{base}/api/v1/devices/{pending_id}", headers=ops_h, timeout=30)
         assert state.json()["state"] == "active"
 
         # Ask gw-old for its logs; the device answers (here, its signed upload); read them.
         row = page.locator("tr").filter(has_text="gw-old")
-        row.get_by_role("button", name="Logs").click()
         dialog = page.locator(".diagnostics-dialog")
-        expect(dialog.get_by_text("Nothing asked yet.")).to_be_visible()
-        dialog.get_by_role("button", name="Ask for logs").click()
+        _click_until(
+            row.get_by_role("button", name="Logs"), dialog.get_by_text("Nothing asked yet.")
+        )
+        dialog.get_by_role("button", name="Ask for logs").click()  # the dialog is not redrawn
         expect(dialog.get_by_text("not answered yet", exact=False)).to_be_visible()
         asked = httpx.get(f"{base}/api/v1/devices/{active_id}/diagnostics", headers=ops_h,
                           timeout=30).json()[0]  # fmt: skip
@@ -125,8 +142,9 @@ def test_it_ops_approves_reads_logs_and_decommissions_in_the_console(
         dialog.get_by_role("button").filter(has_text="close").click()
 
         # Decommission gw-old, after confirming.
-        row.get_by_role("button", name="Decommission").click()
-        page.get_by_role("dialog").get_by_role("button", name="Decommission").click()
+        confirm = page.get_by_role("dialog").get_by_role("button", name="Decommission")
+        _click_until(row.get_by_role("button", name="Decommission"), confirm)
+        confirm.click()
         expect(page.get_by_text("gw-old decommissioned")).to_be_visible()
         expect(
             page.locator("tr").filter(has_text="gw-old").get_by_text("decommissioned")
