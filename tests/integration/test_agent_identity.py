@@ -21,10 +21,11 @@ import pytest
 from live_server import serve
 from tuf_fixtures import ensure_trust
 
-from farpoint.agent.client import CA_FILE, DeviceClient, InsecureServer, LinkDown, ServerError
+from farpoint.agent.client import DeviceClient, LinkDown, ServerError
 from farpoint.agent.enroll import EnrollError, enroll_device
 from farpoint.agent.rotate import NEXT_KEY_FILE, KeyRotator, resume_rotation, rotate_key
 from farpoint.agent.state import KEY_FILE, load_identity
+from farpoint.agent.tls import CA_FILE, InsecureServer
 from farpoint.core import keys
 from farpoint.core.key_rotation import sign_rotation
 from tls_certs import TlsFiles, write_tls_files

@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from .client import InsecureServer, LinkDown, ServerError
+from .client import LinkDown, ServerError
 from .enroll import EnrollError, enroll_device, parse_labels
 from .payloads import PayloadError
 from .state import StateError
+from .tls import InsecureServer
 
 __all__ = ["OffsetClock", "build_parser", "main"]
 

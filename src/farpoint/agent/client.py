@@ -7,13 +7,9 @@ pinned none, against the system's CAs.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import json
 import os
-import ssl
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,27 +31,20 @@ from .payloads import (
     parse_enroll_response,
     parse_key_rotated,
 )
+from .tls import InsecureServer, check_server_url, load_pinned_ca, tls_context
 
 __all__ = [
-    "CA_FILE",
     "Decommissioned",
     "DeviceClient",
-    "InsecureServer",
     "LinkDown",
     "ServerError",
-    "check_server_url",
     "enroll_request",
-    "fetch_ca",
-    "load_pinned_ca",
 ]
 
 API = "/api/v1"
 MAX_METADATA_BYTES = 1 << 20
 MAX_ATTESTATION_BYTES = 4 << 20
-MAX_CA_BYTES = 64 * 1024
 _CHUNK = 1 << 16
-CA_FILE = "tls-ca.pem"
-"""In the state directory: the CA certificate the enrollment token pinned."""
 KEY_FILE = "device-key.pem"  # = state.KEY_FILE; the client re-reads it when it changes
 
 
@@ -81,10 +70,6 @@ class ServerError(Exception):
 
 class Decommissioned(ServerError):
     """IT operations decommissioned this device: the server refuses it from now on."""
-
-
-class InsecureServer(ValueError):
-    """A server URL the agent refuses to talk to (plain HTTP off loopback, odd schemes)."""
 
 
 def _problem(resp: urllib3.BaseHTTPResponse) -> tuple[str, dict[str, Any]]:
@@ -117,41 +102,6 @@ def _check(resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
     raise ServerError(resp.status, detail, problem)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_server_url(url: str) -> str:
-    """The URL without a trailing slash, if the agent may use it: https://, or http:// to a
-    loopback address (development only). InsecureServer otherwise."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise InsecureServer(
-            f"server URL {url!r} must be https://host[:port] (or http:// on loopback)"
-        )
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise InsecureServer(
-            f"refusing plain HTTP to {host}: it is not a loopback address; use https:// "
-            "(plain HTTP is for development on 127.0.0.1 only)"
-        )
-    return url.strip().rstrip("/")
-
-
-def _tls_context(ca_pem: bytes | None) -> ssl.SSLContext | None:
-    """Verification against the pinned CA only; None means urllib3's default (system CAs)."""
-    if ca_pem is None:
-        return None
-    context = ssl.create_default_context(cadata=ca_pem.decode("ascii", errors="replace"))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
 def _pool(timeout_s: float, ca_pem: bytes | None = None) -> urllib3.PoolManager:
     # retries are ours (backoff with jitter in the loop), not urllib3's
     return urllib3.PoolManager(
@@ -159,51 +109,8 @@ def _pool(timeout_s: float, ca_pem: bytes | None = None) -> urllib3.PoolManager:
         maxsize=4,
         retries=False,
         timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
-        ssl_context=_tls_context(ca_pem),
+        ssl_context=tls_context(ca_pem),
     )
-
-
-def load_pinned_ca(state_dir: Path) -> bytes | None:
-    """The CA certificate enrollment pinned, or None when the token pinned none."""
-    try:
-        return (state_dir / CA_FILE).read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def fetch_ca(server_url: str, want_sha256: str, timeout_s: float = 30.0) -> bytes:
-    """The server's CA certificate, fetched WITHOUT verification (there is nothing to verify
-    against yet) and accepted only if it hashes to `want_sha256`, the token's value."""
-    url = check_server_url(server_url) + API + "/tls/ca.pem"
-    if not url.startswith("https://"):
-        raise InsecureServer(
-            "the enrollment token pins a TLS CA, so the server must be reached over https://"
-        )
-    pool = urllib3.PoolManager(
-        retries=False,
-        timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
-        cert_reqs="CERT_NONE",
-        assert_hostname=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        try:
-            resp = pool.request("GET", url, preload_content=False)
-            data = resp.read(MAX_CA_BYTES + 1)
-            resp.release_conn()
-        except urllib3.exceptions.HTTPError as exc:
-            raise LinkDown(f"cannot reach {server_url}: {exc}") from exc
-    if resp.status != 200:
-        raise ServerError(resp.status, f"GET /tls/ca.pem answered {resp.status}")
-    if len(data) > MAX_CA_BYTES:
-        raise PayloadError(f"the server's CA certificate is over {MAX_CA_BYTES} bytes")
-    got = hashlib.sha256(data).hexdigest()
-    if got != want_sha256:
-        raise InsecureServer(
-            f"the CA certificate the server sent hashes to {got}, not to {want_sha256} named "
-            "by the token; refusing to trust this server"
-        )
-    return data
 
 
 def enroll_request(

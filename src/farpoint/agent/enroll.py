@@ -14,13 +14,18 @@ import binascii
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import urllib3
+
 from farpoint.core import keys
 
-from .client import CA_FILE, check_server_url, enroll_request, fetch_ca
+from .client import API, LinkDown, ServerError, enroll_request
+from .payloads import PayloadError
 from .state import DEVICE_FILE, DeviceIdentity, atomic_write, hardware_profile, save_identity
+from .tls import CA_FILE, InsecureServer, check_server_url
 
 __all__ = [
     "EnrollError",
@@ -29,11 +34,13 @@ __all__ = [
     "enroll",
     "enroll_device",
     "enrollment_hardware",
+    "fetch_ca",
     "parse_token",
 ]
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_CA_BYTES = 64 * 1024
 TOKEN_PREFIX = "fpe1"
 
 
@@ -161,6 +168,41 @@ def enroll_device(
         atomic_write(state_dir / CA_FILE, ca_pem)
     save_identity(state_dir, identity, key, root)
     return Enrolled(identity, answer["state"], ca_pem is not None)
+
+
+def fetch_ca(server_url: str, want_sha256: str, timeout_s: float = 30.0) -> bytes:
+    """The server's CA certificate, fetched WITHOUT verification (there is nothing to verify
+    against yet) and accepted only if it hashes to `want_sha256`, the token's value."""
+    url = check_server_url(server_url) + API + "/tls/ca.pem"
+    if not url.startswith("https://"):
+        raise InsecureServer(
+            "the enrollment token pins a TLS CA, so the server must be reached over https://"
+        )
+    pool = urllib3.PoolManager(
+        retries=False,
+        timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
+        cert_reqs="CERT_NONE",
+        assert_hostname=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        try:
+            resp = pool.request("GET", url, preload_content=False)
+            data = resp.read(MAX_CA_BYTES + 1)
+            resp.release_conn()
+        except urllib3.exceptions.HTTPError as exc:
+            raise LinkDown(f"cannot reach {server_url}: {exc}") from exc
+    if resp.status != 200:
+        raise ServerError(resp.status, f"GET /tls/ca.pem answered {resp.status}")
+    if len(data) > MAX_CA_BYTES:
+        raise PayloadError(f"the server's CA certificate is over {MAX_CA_BYTES} bytes")
+    got = hashlib.sha256(data).hexdigest()
+    if got != want_sha256:
+        raise InsecureServer(
+            f"the CA certificate the server sent hashes to {got}, not to {want_sha256} named "
+            "by the token; refusing to trust this server"
+        )
+    return data
 
 
 def _checked_root(root_b64: str, want_hex: str) -> bytes:

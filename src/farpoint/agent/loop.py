@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .client import Decommissioned, DeviceClient, LinkDown, ServerError, load_pinned_ca
+from .client import Decommissioned, DeviceClient, LinkDown, ServerError
 from .diagnostics import DiagnosticsUploader, agent_facts
 from .local_api import LocalApi
 from .payloads import DesiredState, DeviceStatusReport, PayloadError, Phase
@@ -30,6 +30,7 @@ from .state import (
     save_current,
 )
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, rss_bytes
+from .tls import load_pinned_ca
 
 if TYPE_CHECKING:
     from .delivery import Delivery

@@ -16,9 +16,9 @@ from agent_fakes import FakeControlPlane
 
 from farpoint.agent import diagnostics, payloads
 from farpoint.agent.cli import main
-from farpoint.agent.client import InsecureServer, check_server_url
 from farpoint.agent.enroll import parse_token
 from farpoint.agent.push import Waker
+from farpoint.agent.tls import InsecureServer, check_server_url
 
 pytestmark = pytest.mark.timeout(30)
 ROOT, CA = "1f" * 32, "2e" * 32
