@@ -79,7 +79,7 @@ def _hardware(device: DeviceOut) -> str:
 class _Actions:
     """What IT operations do to a device from this view; each refreshes the board after.
 
-    The diagnostics dialog lives outside the live board, so a refresh does not close it.
+    Its dialogs live outside the live board, so a refresh does not close them.
     """
 
     def __init__(self, api: Api) -> None:
@@ -87,6 +87,17 @@ class _Actions:
         self.refresh: Callable[[], Any] | None = None
         with ui.dialog() as self.dialog, ui.card().classes("diagnostics-dialog w-full"):
             self.body = ui.column().classes("w-full gap-2")
+        with ui.dialog() as self.confirm, ui.card():
+            self.confirm_title = ui.label("").classes("text-h6")
+            ui.label(
+                "Its requests are refused from now on and it leaves every fleet; its record "
+                "stays. It cannot be undone: the device must enroll again."
+            ).classes("text-body2")
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=lambda: self.confirm.submit(False)).props("flat")
+                ui.button("Decommission", on_click=lambda: self.confirm.submit(True)).props(
+                    "color=negative"
+                )
 
     async def _after(self, message: str) -> None:
         ui.notify(message, type="positive")
@@ -102,18 +113,8 @@ class _Actions:
             await self._after(f"{name} rejected")
 
     async def decommission(self, device_id: str, name: str) -> None:
-        with ui.dialog() as confirm, ui.card():
-            ui.label(f"Decommission {name}?").classes("text-h6")
-            ui.label(
-                "Its requests are refused from now on and it leaves every fleet; its record "
-                "stays. It cannot be undone: the device must enroll again."
-            ).classes("text-body2")
-            with ui.row().classes("justify-end w-full"):
-                ui.button("Cancel", on_click=lambda: confirm.submit(False)).props("flat")
-                ui.button("Decommission", on_click=lambda: confirm.submit(True)).props(
-                    "color=negative"
-                )
-        if await confirm:
+        self.confirm_title.set_text(f"Decommission {name}?")
+        if await self.confirm:
             done = await self.api.call(lambda c: c.decommission_device(device_id))
             if done is not None:
                 await self._after(f"{name} decommissioned")
