@@ -20,7 +20,11 @@ from farpoint.server.settings import Settings
 from farpoint.wire.common import Role
 
 # Routes reachable without a bearer token, on purpose.
-PUBLIC = {("GET", "/api/v1/health"), ("POST", "/api/v1/devices/enroll")}
+PUBLIC = {
+    ("GET", "/api/v1/health"),
+    ("POST", "/api/v1/devices/enroll"),
+    ("GET", "/api/v1/tls/ca.pem"),  # devices pin it by the hash their token names
+}
 # Routes authenticated by a device signature instead of a bearer token.
 DEVICE_SIGNED_PREFIXES = ("/api/v1/devices/self/", "/api/v1/tuf/director/")
 

@@ -1,4 +1,4 @@
-"""`farpoint agent enroll` and `farpoint agent run` (argparse: no client extras needed)."""
+"""`farpoint agent enroll`, `run` and `rotate-key` (argparse: no client extras needed)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 from .client import LinkDown, ServerError
-from .enroll import EnrollError, enroll, parse_labels
+from .enroll import EnrollError, enroll_device, parse_labels
 from .payloads import PayloadError
 from .state import StateError
+from .tls import InsecureServer
 
 __all__ = ["OffsetClock", "build_parser", "main"]
 
@@ -27,8 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("enroll", help="enroll this device with a control plane")
-    e.add_argument("--server", required=True, help="control plane URL, e.g. http://host:8000")
-    e.add_argument("--token", required=True, help="enrollment token fpe1.<secret>.<hex>")
+    e.add_argument(
+        "--server",
+        required=True,
+        help="control plane URL, https://host[:port] (http:// only on 127.0.0.1)",
+    )
+    e.add_argument(
+        "--token", required=True, help="enrollment token fpe1.<secret>.<root hex>[.<ca hex>]"
+    )
     e.add_argument("--state-dir", required=True, type=Path, help="where the agent keeps state")
     e.add_argument("--name", required=True, help="device name (lowercase, digits, . _ -)")
     e.add_argument(
@@ -41,6 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--port", type=int, default=0, help="local API port (0: any free port)")
     r.add_argument("--port-file", type=Path, help="write the bound local API port here")
     r.add_argument("--poll-wait", type=int, default=30, help="long-poll hold in seconds (max 60)")
+    r.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="least seconds between polls the server answers at once (with --poll-wait 0 "
+        "and --mqtt-url, polls can be rare: pushes wake the agent)",
+    )
+    r.add_argument(
+        "--mqtt-url",
+        help="listen for sync pushes on this broker, mqtt://[user:pass@]host[:port] or "
+        "mqtts://... (needs the mqtt extra)",
+    )
+    r.add_argument(
+        "--key-max-age-days",
+        type=float,
+        help="rotate the device key when it is older than this (checked hourly)",
+    )
     r.add_argument("--heartbeat-s", type=float, default=10.0, help="heartbeat period")
     r.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     r.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -50,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="testing only: a file holding seconds to add to the clock that judges metadata "
         "expiry (re-read when it changes), so tests can move a device in time",
     )
+
+    k = sub.add_parser(
+        "rotate-key", help="replace the device key (no re-enrollment); the old one is refused"
+    )
+    k.add_argument("--state-dir", required=True, type=Path)
     return parser
 
 
@@ -77,7 +106,7 @@ class OffsetClock:
 
 def _enroll(args: argparse.Namespace) -> int:
     try:
-        identity = enroll(
+        enrolled = enroll_device(
             args.server, args.token, args.state_dir, args.name, parse_labels(args.label)
         )
     except ServerError as exc:
@@ -86,21 +115,56 @@ def _enroll(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except (EnrollError, LinkDown, PayloadError, StateError, OSError) as exc:
+    except (EnrollError, InsecureServer, LinkDown, PayloadError, StateError, OSError) as exc:
         print(f"farpoint agent enroll: {exc}", file=sys.stderr)
         return 1
-    print(identity.device_id)
+    print(enrolled.identity.device_id)
+    if enrolled.pinned_ca:
+        print("pinned the server's TLS CA named by the token", file=sys.stderr)
+    if enrolled.state == "pending":
+        print(
+            "enrolled, waiting for IT operations to approve this device: "
+            f"farpoint device approve {enrolled.identity.device_id}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from .rotate import RotationError, rotate_key
+
+    try:
+        answer = rotate_key(args.state_dir)
+    except StateError as exc:
+        print(f"farpoint agent rotate-key: {exc} (enroll first)", file=sys.stderr)
+        return 1
+    except (RotationError, InsecureServer, LinkDown, PayloadError, ServerError) as exc:
+        print(f"farpoint agent rotate-key: {exc}", file=sys.stderr)
+        return 1
+    print(answer["key_id"])
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from . import diagnostics
     from .loop import Agent
+    from .push import PushUnavailable
+    from .rotate import KeyRotator, RotationError, resume_rotation
 
+    diagnostics.install(level)  # IT operations may ask for these lines (secrets removed)
+    try:
+        resume_rotation(args.state_dir)
+    except (RotationError, LinkDown, ServerError, PayloadError) as exc:
+        log.warning("an interrupted key rotation could not be finished yet: %s", exc)
+    except StateError as exc:
+        print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)
+        return 1
     try:
         agent = Agent(
             args.state_dir,
@@ -113,9 +177,14 @@ def _run(args: argparse.Namespace) -> int:
             trust_clock=(
                 OffsetClock(args.trust_clock_offset_file) if args.trust_clock_offset_file else None
             ),
+            poll_interval_s=args.poll_interval,
+            mqtt_url=args.mqtt_url,
         )
     except StateError as exc:
         print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)
+        return 1
+    except (PushUnavailable, InsecureServer) as exc:
+        print(f"farpoint agent run: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"farpoint agent run: {exc}", file=sys.stderr)
@@ -131,6 +200,8 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"farpoint agent run: {exc}", file=sys.stderr)
         return 1
+    if args.key_max_age_days:
+        KeyRotator(args.state_dir, args.key_max_age_days * 86400, agent.stop_event).start()
     # wake now and then: a signal handler runs only between bytecodes of the main thread
     while not agent.wait(1.0):
         pass
@@ -143,4 +214,6 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "enroll":
         return _enroll(args)
+    if args.command == "rotate-key":
+        return _rotate_key(args)
     return _run(args)

@@ -1,10 +1,17 @@
-"""The agent's HTTP client: urllib3, every device request signed with the device key."""
+"""The agent's HTTP client: urllib3, every device request signed with the device key.
+
+Plain HTTP is for loopback development only; anything else is HTTPS, verified against the
+CA the enrollment token pinned (`tls-ca.pem` in the state directory) or, when the token
+pinned none, against the system's CAs.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,17 +24,28 @@ from .payloads import (
     DeviceStatusReport,
     EnrollRequest,
     EnrollResponse,
+    KeyRotated,
+    KeyRotation,
     PayloadError,
     parse_desired_state,
     parse_enroll_response,
+    parse_key_rotated,
 )
+from .tls import InsecureServer, check_server_url, load_pinned_ca, tls_context
 
-__all__ = ["DeviceClient", "LinkDown", "ServerError", "enroll_request"]
+__all__ = [
+    "Decommissioned",
+    "DeviceClient",
+    "LinkDown",
+    "ServerError",
+    "enroll_request",
+]
 
 API = "/api/v1"
 MAX_METADATA_BYTES = 1 << 20
 MAX_ATTESTATION_BYTES = 4 << 20
 _CHUNK = 1 << 16
+KEY_FILE = "device-key.pem"  # = state.KEY_FILE; the client re-reads it when it changes
 
 
 class LinkDown(Exception):
@@ -37,13 +55,24 @@ class LinkDown(Exception):
 class ServerError(Exception):
     """The server answered with a 4xx problem."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, problem: dict[str, Any] | None = None) -> None:
         super().__init__(f"server answered {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.problem: dict[str, Any] = problem or {}
+
+    @property
+    def device_state(self) -> str | None:
+        """`pending`, `rejected` or `decommissioned` when the server refused the device."""
+        state = self.problem.get("device_state")
+        return state if isinstance(state, str) else None
 
 
-def _detail(resp: urllib3.BaseHTTPResponse) -> str:
+class Decommissioned(ServerError):
+    """IT operations decommissioned this device: the server refuses it from now on."""
+
+
+def _problem(resp: urllib3.BaseHTTPResponse) -> tuple[str, dict[str, Any]]:
     data = resp.data or b""
     try:
         doc = json.loads(data)
@@ -51,36 +80,46 @@ def _detail(resp: urllib3.BaseHTTPResponse) -> str:
             for key in ("detail", "title"):
                 value = doc.get(key)
                 if isinstance(value, str):
-                    return value
+                    return value, doc
     except ValueError:
         pass
     text = data[:200].decode(errors="replace").strip()
-    return text or (resp.reason or "no detail")
+    return text or (resp.reason or "no detail"), {}
+
+
+def _detail(resp: urllib3.BaseHTTPResponse) -> str:
+    return _problem(resp)[0]
 
 
 def _check(resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
     if resp.status in ok:
         return
+    detail, problem = _problem(resp)
     if resp.status >= 500:
-        raise LinkDown(f"server answered {resp.status}: {_detail(resp)}")
-    raise ServerError(resp.status, _detail(resp))
+        raise LinkDown(f"server answered {resp.status}: {detail}")
+    if resp.status == 403 and problem.get("device_state") == "decommissioned":
+        raise Decommissioned(resp.status, detail, problem)
+    raise ServerError(resp.status, detail, problem)
 
 
-def _pool(timeout_s: float) -> urllib3.PoolManager:
+def _pool(timeout_s: float, ca_pem: bytes | None = None) -> urllib3.PoolManager:
     # retries are ours (backoff with jitter in the loop), not urllib3's
     return urllib3.PoolManager(
         num_pools=2,
         maxsize=4,
         retries=False,
         timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
+        ssl_context=tls_context(ca_pem),
     )
 
 
-def enroll_request(server_url: str, body: EnrollRequest, timeout_s: float = 30.0) -> EnrollResponse:
+def enroll_request(
+    server_url: str, body: EnrollRequest, timeout_s: float = 30.0, ca_pem: bytes | None = None
+) -> EnrollResponse:
     """POST the enrollment; the one request a device makes before it has an identity."""
-    url = server_url.rstrip("/") + API + "/devices/enroll"
+    url = check_server_url(server_url) + API + "/devices/enroll"
     try:
-        resp = _pool(timeout_s).request(
+        resp = _pool(timeout_s, ca_pem).request(
             "POST",
             url,
             body=json.dumps(body).encode(),
@@ -96,7 +135,12 @@ def enroll_request(server_url: str, body: EnrollRequest, timeout_s: float = 30.0
 
 
 class DeviceClient:
-    """Signed requests to the device endpoints of one server."""
+    """Signed requests to the device endpoints of one server.
+
+    With `state_dir`, connections are verified against the CA pinned there (if any), and
+    the device key is re-read whenever its file changes (a key rotation by another
+    process takes effect at the next request).
+    """
 
     def __init__(
         self,
@@ -105,14 +149,48 @@ class DeviceClient:
         key: keys.PrivateKey,
         clock: Callable[[], float] = time.time,
         timeout_s: float = 30.0,
+        *,
+        state_dir: Path | None = None,
     ) -> None:
-        self._base = server_url.rstrip("/")
+        self._base = check_server_url(server_url)
         self._prefix = urlsplit(self._base).path.rstrip("/")
         self._device_id = device_id
         self._key = key
         self._clock = clock
         self._timeout_s = timeout_s
-        self._http = _pool(timeout_s)
+        self._key_path = state_dir / KEY_FILE if state_dir is not None else None
+        self._key_stamp = self._stamp()
+        ca_pem = load_pinned_ca(state_dir) if state_dir is not None else None
+        if ca_pem is not None and not self._base.startswith("https://"):
+            raise InsecureServer(f"{state_dir} pins a TLS CA but the server URL is not https://")
+        self._http = _pool(timeout_s, ca_pem)
+        self.decommissioned: Decommissioned | None = None
+        """Set once the server said this device is decommissioned: nothing is sent after."""
+
+    @property
+    def device_id(self) -> str:
+        return self._device_id
+
+    @property
+    def key(self) -> keys.PrivateKey:
+        """The key requests are signed with (re-read from `state_dir` when it changed)."""
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._key_stamp and self._key_path is not None:
+            try:
+                self._key = keys.load_private_key(self._key_path.read_bytes())
+                self._key_stamp = stamp
+            except (OSError, ValueError):  # mid-replace: the old key serves this request
+                pass
+        return self._key
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        if self._key_path is None:
+            return None
+        try:
+            st = os.stat(self._key_path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _request(
         self,
@@ -122,10 +200,13 @@ class DeviceClient:
         headers: dict[str, str] | None = None,
         read_timeout_s: float | None = None,
         stream: bool = False,
+        key: keys.PrivateKey | None = None,
     ) -> urllib3.BaseHTTPResponse:
+        if self.decommissioned is not None:
+            raise self.decommissioned
         target = self._prefix + API + path_and_query
         signed = request_signing.sign_request(
-            self._key, self._device_id, method, target, body, self._clock()
+            key or self.key, self._device_id, method, target, body, self._clock()
         )
         all_headers = {"Accept": "application/json", **signed, **(headers or {})}
         if body:
@@ -143,6 +224,13 @@ class DeviceClient:
         except urllib3.exceptions.HTTPError as exc:
             raise LinkDown(f"{method} {path_and_query}: {exc}") from exc
 
+    def _checked(self, resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
+        try:
+            _check(resp, *ok)
+        except Decommissioned as exc:
+            self.decommissioned = exc
+            raise
+
     def desired_state(self, etag: str | None, wait_s: int) -> DesiredState | None:
         """The desired state, or None when it has not changed from `etag` (304)."""
         headers = {"If-None-Match": etag} if etag else {}
@@ -154,7 +242,7 @@ class DeviceClient:
         )
         if resp.status == 304:
             return None
-        _check(resp, 200)
+        self._checked(resp, 200)
         try:
             return parse_desired_state(json.loads(resp.data))
         except ValueError as exc:
@@ -179,7 +267,7 @@ class DeviceClient:
         try:
             if resp.status != 200:
                 resp.read()
-                _check(resp, 200)
+                self._checked(resp, 200)
             data = bytearray()
             try:
                 for chunk in resp.stream(_CHUNK):
@@ -213,4 +301,20 @@ class DeviceClient:
     def report_status(self, report: DeviceStatusReport) -> None:
         body = json.dumps(report, separators=(",", ":")).encode()
         resp = self._request("POST", "/devices/self/status", body=body)
-        _check(resp, 200, 204)
+        self._checked(resp, 200, 204)
+
+    def rotate_key(self, body: KeyRotation, signing_key: keys.PrivateKey) -> KeyRotated:
+        """POST /devices/self/key signed with `signing_key` (the current key, or the new one
+        when retrying a rotation whose answer was lost)."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        resp = self._request("POST", "/devices/self/key", body=data, key=signing_key)
+        self._checked(resp, 200)
+        try:
+            return parse_key_rotated(json.loads(resp.data))
+        except ValueError as exc:
+            raise PayloadError(f"key rotation answer is not valid: {exc}") from exc
+
+    def upload_diagnostics(self, diagnostics_id: int, body: bytes) -> None:
+        """POST the answer to a diagnostics request (the caller keeps `body` bounded)."""
+        resp = self._request("POST", f"/devices/self/diagnostics/{diagnostics_id}", body=body)
+        self._checked(resp, 200, 204)

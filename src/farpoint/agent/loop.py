@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import DeviceClient, LinkDown, ServerError
+from .client import Decommissioned, DeviceClient, LinkDown, ServerError
+from .diagnostics import DiagnosticsUploader, agent_facts
 from .local_api import LocalApi
 from .outbox import Outbox
 from .payloads import DesiredState, DeviceStatusReport, PayloadError, Phase
+from .push import PushListener, Waker
 from .registry import Registry
 from .runtime import SelfTestFailed, execution_providers, load_model
 from .slots import ReleaseRejected, inactive_slot, install, verify_installed
@@ -31,6 +33,7 @@ from .state import (
     save_current,
 )
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, pack_windows, rss_bytes
+from .tls import load_pinned_ca
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -105,13 +108,22 @@ class Agent:
         parent_pid: int | None = None,
         clock: Callable[[], float] = time.time,
         trust_clock: Callable[[], float] | None = None,
+        poll_interval_s: float = 0.5,
+        mqtt_url: str | None = None,
     ) -> None:
-        """`clock` signs requests; `trust_clock` (default: `clock`) judges metadata expiry."""
+        """`clock` signs requests; `trust_clock` (default: `clock`) judges metadata expiry.
+
+        `poll_interval_s`: the least time between two desired-state polls the server answers
+        at once (with `poll_wait_s` 0 and a push channel, polls can be rare). `mqtt_url`:
+        listen for sync pushes there (paho-mqtt imported only then).
+        """
         self.state_dir = state_dir
         self.identity, key = load_identity(state_dir)
         self._clock = clock
         self._trust_clock = trust_clock or clock
-        self.client = DeviceClient(self.identity.server_url, self.identity.device_id, key, clock)
+        self.client = DeviceClient(
+            self.identity.server_url, self.identity.device_id, key, clock, state_dir=state_dir
+        )
         self.registry = Registry()
         self.stats = InferenceStats()
         self._api = LocalApi(self.registry, self.stats, host, port)
@@ -124,6 +136,16 @@ class Agent:
         self._heartbeat_s = heartbeat_s
         self._parent_pid = parent_pid
         self._stop = threading.Event()
+        self._poll_interval_s = max(0.5, poll_interval_s)
+        self.waker = Waker(self._stop)
+        self._push = (
+            PushListener(
+                mqtt_url, self.identity.device_id, self.waker.wake, load_pinned_ca(state_dir)
+            )
+            if mqtt_url
+            else None
+        )
+        self._diagnostics = DiagnosticsUploader(self.client, lambda: agent_facts(self))
         self._report_lock = threading.Lock()
         self._cpu = CpuMeter()
         self._started = time.monotonic()
@@ -145,6 +167,11 @@ class Agent:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set when the agent stops (helper threads of the CLI wait on it)."""
+        return self._stop
+
     # lifecycle
 
     def start(self) -> None:
@@ -161,10 +188,13 @@ class Agent:
                 target=self._watch_parent, name="farpoint-agent-parent", daemon=True
             )
             t.start()
+        if self._push is not None:
+            self._push.start()
         log.info("agent %s serving on port %d", self.identity.device_id, self.port)
 
     def stop(self) -> None:
         self._stop.set()
+        self.waker.wake()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         return self._stop.wait(timeout_s)
@@ -172,6 +202,9 @@ class Agent:
     def close(self) -> None:
         """Stop and release the port; the sync thread may still be inside a long poll."""
         self._stop.set()
+        self.waker.wake()
+        if self._push is not None:
+            self._push.stop()
         self._api.stop()
         for t in self._threads:
             t.join(timeout=1.0)
@@ -249,6 +282,7 @@ class Agent:
             if changed:
                 self._failed.clear()  # a new desired state earns refused releases a new try
             self._etag, self._desired = desired["etag"], desired
+        self._diagnostics.answer(self._desired)  # IT operations asked for the logs
         if changed or self._resync_due() or self._pending():
             self.trust_sync()
         for d in self._pending():
@@ -308,12 +342,21 @@ class Agent:
             try:
                 self.sync_once(wait_s)
                 backoff.reset()
-                if time.monotonic() - began < 0.5 and not self._pending():
-                    self._stop.wait(0.5)  # a server that does not hold the poll is not hammered
+                quick = time.monotonic() - began
+                if quick < self._poll_interval_s and not self._pending():
+                    # a server that does not hold the poll is not hammered; a push ends the nap
+                    self.waker.nap(self._poll_interval_s - quick)
+            except Decommissioned as exc:
+                log.error(
+                    "%s; this device stops syncing and reporting, and keeps serving what it "
+                    "has (enroll it again to bring it back)",
+                    exc.detail,
+                )
+                return
             except (LinkDown, ServerError, PayloadError) as exc:
                 delay = backoff.next()
                 log.warning("sync: %s; retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                self.waker.nap(delay)
             except Exception:  # the loop must outlive any one bad release
                 log.exception("sync: unexpected error")
                 self._stop.wait(backoff.next())
@@ -501,7 +544,7 @@ class Agent:
     def _heartbeat_forever(self) -> None:
         backoff = Backoff(base_s=self._heartbeat_s)
         delay = 0.0
-        while not self._stop.wait(delay):
+        while not self._stop.wait(delay) and self.client.decommissioned is None:
             self.close_window()
             sent = self._report()
             catchup = 0

@@ -17,10 +17,14 @@ __all__ = [
     "DeviceModelStatus",
     "DeviceStatusReport",
     "DiagnosticsRequest",
+    "DiagnosticsUpload",
     "EnrollRequest",
     "EnrollResponse",
     "Golden",
     "HealthPolicy",
+    "KeyRotated",
+    "KeyRotation",
+    "LogLine",
     "Manifest",
     "PayloadError",
     "Phase",
@@ -28,6 +32,7 @@ __all__ = [
     "parse_desired_state",
     "parse_enroll_response",
     "parse_health",
+    "parse_key_rotated",
     "parse_manifest",
 ]
 
@@ -63,6 +68,35 @@ class EnrollResponse(TypedDict):
     device_id: str
     root_json_b64: str
     labels: dict[str, str]
+    state: str
+    """`pending` until IT operations approve the device (token with approval), else active."""
+
+
+class KeyRotation(TypedDict):
+    public_key_pem: str
+    old_key_id: str
+    proof_b64: str
+
+
+class KeyRotated(TypedDict):
+    device_id: str
+    key_id: str
+    previous_key_id: str | None
+    rotated_at: str | None
+
+
+class LogLine(TypedDict):
+    at: float
+    level: str
+    logger: str
+    message: str
+
+
+class DiagnosticsUpload(TypedDict):
+    logs: list[LogLine]
+    errors: list[LogLine]
+    dropped_lines: int
+    agent: dict[str, Any]
 
 
 class HealthPolicy(TypedDict):
@@ -178,10 +212,24 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
 
 def parse_enroll_response(doc: Any) -> EnrollResponse:
     where = "enrollment response"
+    state = doc.get("state", "active") if isinstance(doc, dict) else "active"
+    if state not in ("pending", "active"):
+        raise PayloadError(f"{where}: unexpected device state {state!r}")
     return {
         "device_id": _field(doc, "device_id", str, where),
         "root_json_b64": _field(doc, "root_json_b64", str, where),
         "labels": _str_map(doc.get("labels", {}), where + " labels"),
+        "state": state,
+    }
+
+
+def parse_key_rotated(doc: Any) -> KeyRotated:
+    where = "key rotation answer"
+    return {
+        "device_id": _field(doc, "device_id", str, where),
+        "key_id": _field(doc, "key_id", str, where),
+        "previous_key_id": _optional(doc, "previous_key_id", str, where),
+        "rotated_at": _optional(doc, "rotated_at", str, where),
     }
 
 

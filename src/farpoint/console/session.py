@@ -12,11 +12,13 @@ import logging
 import os
 import secrets
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 from nicegui import app, run, ui
 from starlette.requests import Request
 
@@ -87,6 +89,19 @@ def server_url(request: Request) -> str:
     return base[: -len(mount)] if mount and base.endswith(mount) else base
 
 
+def _self_transport(base_url: str) -> httpx.HTTPTransport | None:
+    """Over HTTPS the console calls its own server at the socket address, which the
+    certificate may not name: it pins the server's own certificate (FARPOINT_TLS_CERT, set
+    by `farpoint server`) instead of checking a host name."""
+    cert = os.environ.get("FARPOINT_TLS_CERT")
+    if not cert or not base_url.startswith("https://"):
+        return None
+    context = ssl.create_default_context(cafile=cert)
+    context.check_hostname = False  # the exact certificate is pinned instead
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return httpx.HTTPTransport(verify=context)
+
+
 class Api:
     """The SDK for one browser tab, with errors turned into notifications."""
 
@@ -98,7 +113,9 @@ class Api:
 
     def _client(self) -> Client:
         if self._sdk is None:
-            self._sdk = Client(self.base_url, self.token, timeout=20.0)
+            self._sdk = Client(
+                self.base_url, self.token, timeout=20.0, transport=_self_transport(self.base_url)
+            )
         return self._sdk
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -162,11 +162,12 @@ async def live(
     draw: Callable[[T], None],
     *,
     every: float | None = None,
-) -> None:
+) -> Callable[[], Awaitable[None]]:
     """A block drawn from `load`'s answer, redrawn every `every` seconds when given.
 
     `load` runs in a worker thread with the SDK; `draw` runs on the page. When a
     refresh fails, the last good drawing stays and the failure is notified once.
+    Returns the refresh, for actions that change what the block shows.
     """
     box = ui.column().classes("w-full gap-2")
     with box:
@@ -193,3 +194,4 @@ async def live(
     await refresh()
     if every:
         ui.timer(every, refresh)
+    return refresh

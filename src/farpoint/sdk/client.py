@@ -9,6 +9,7 @@ from typing import Any
 from farpoint.sdk._http import _Base, segment
 from farpoint.sdk.audit import AuditCalls
 from farpoint.sdk.datasets import DatasetCalls
+from farpoint.sdk.devices import DeviceCalls
 from farpoint.sdk.rollouts import ROLLOUT_DONE, RolloutCalls
 from farpoint.sdk.telemetry import TelemetryCalls
 from farpoint.sdk.trace import TraceCalls
@@ -17,9 +18,6 @@ from farpoint.sdk.trust import TrustCalls
 from farpoint.sdk.tuf import TufCalls
 from farpoint.wire.common import Role, parse_ref
 from farpoint.wire.devices import (
-    DeviceOut,
-    EnrollmentTokenCreate,
-    EnrollmentTokenCreated,
     FleetCreate,
     FleetOut,
 )
@@ -54,6 +52,7 @@ class Client(
     AuditCalls,
     RolloutCalls,
     TelemetryCalls,
+    DeviceCalls,
     _Base,
 ):
     """A Farpoint server, seen through its HTTP API.
@@ -174,20 +173,7 @@ class Client(
     def get_release(self, release_id: int) -> ReleaseOut:
         return self._one(ReleaseOut, "GET", f"releases/{segment(release_id)}")
 
-    # -- devices and fleets ---------------------------------------------------------------
-    def create_enrollment_token(
-        self, labels: Mapping[str, str] | None = None, expires_in_s: int = 24 * 3600
-    ) -> EnrollmentTokenCreated:
-        """A single-use token a device enrolls with; the device receives `labels`."""
-        body = EnrollmentTokenCreate(labels=dict(labels or {}), expires_in_s=expires_in_s)
-        return self._one(EnrollmentTokenCreated, "POST", "enrollment-tokens", json=_body(body))
-
-    def list_devices(self) -> list[DeviceOut]:
-        return self._all(DeviceOut, "devices")
-
-    def get_device(self, device_id: str) -> DeviceOut:
-        return self._one(DeviceOut, "GET", f"devices/{segment(device_id)}")
-
+    # -- fleets ---------------------------------------------------------------------------
     def create_fleet(self, name: str, selector: Mapping[str, str] | None = None) -> FleetOut:
         """A fleet: every device whose labels match `selector` (all devices when empty)."""
         body = FleetCreate(name=name, selector=dict(selector or {}))

@@ -58,7 +58,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.notifier.bind(asyncio.get_running_loop())
         rollout_controller.start()
+        ctx.notifier.start_push(settings.mqtt_url)
         yield
+        ctx.notifier.close()
         await rollout_controller.stop()
         db.dispose()
 

@@ -26,11 +26,34 @@ def serve(
         Path | None, typer.Option(help="Write the bound port here (for scripts and tests).")
     ] = None,
     console: Annotated[bool, typer.Option(help="Serve the web console at /console.")] = True,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain) to serve HTTPS with; or FARPOINT_TLS_CERT."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="Its PEM private key; or FARPOINT_TLS_KEY.")
+    ] = None,
 ) -> None:
-    """Run the control plane (API, console, device endpoints) on the configured store."""
-    from farpoint.server.serve import run_server
+    """Run the control plane (API, console, device endpoints) on the configured store.
 
-    run_server(host=host, port=port, port_file=port_file, console=console)
+    With a TLS certificate it serves HTTPS; FARPOINT_TLS_CA names the CA that issued it,
+    which devices pin (its sha256 is in every enrollment token).
+    """
+    from farpoint.server.serve import run_server
+    from farpoint.server.tls import TlsConfigError
+
+    try:
+        run_server(
+            host=host,
+            port=port,
+            port_file=port_file,
+            console=console,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
+    except TlsConfigError as exc:
+        typer.echo(f"farpoint server: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @db_app.command("upgrade")

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from farpoint.core import keys
-from farpoint.core.errors import PayloadTooLarge, SignatureError, Unauthorized
+from farpoint.core.errors import Forbidden, PayloadTooLarge, SignatureError, Unauthorized
 from farpoint.core.request_signing import (
     HEADER_DEVICE,
     HEADER_SIGNATURE,
@@ -32,8 +32,11 @@ __all__ = [
     "ReplayGuard",
     "SignedDevice",
     "SignedDeviceDep",
+    "SignedReporterDep",
     "device_or_person",
+    "refusal",
     "signed_device",
+    "signed_reporter",
 ]
 
 MAX_DEVICE_BODY = 64 * 1024
@@ -47,6 +50,7 @@ class SignedDevice:
     last_seen_at: datetime | None
     body: bytes
     """The raw body the signature covers (already read; do not read the request again)."""
+    state: str = "active"
 
 
 class ReplayGuard:
@@ -103,13 +107,32 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _lookup(ctx: AppContext, device_id: str) -> tuple[str, str, datetime | None] | None:
+def _lookup(ctx: AppContext, device_id: str) -> tuple[str, str, datetime | None, str] | None:
     with ctx.db.sessions() as s:
         return repo.auth_view(s, device_id)
 
 
-async def signed_device(request: Request) -> SignedDevice:
-    """Dependency: the enrolled device whose key signed this request, or 401."""
+def refusal(device_id: str, name: str, state: str) -> Forbidden | None:
+    """Why a device in `state` may not make a request (None: it may). The problem carries
+    `device_state` so the agent can tell waiting for approval from being decommissioned."""
+    who = f"device {name!r} ({device_id})"
+    if state == "active":
+        return None
+    if state == "pending":
+        detail = (
+            f"{who} is waiting for IT operations to approve its enrollment; until then "
+            "only its status reports are accepted"
+        )
+    elif state == "rejected":
+        detail = f"{who}: IT operations rejected its enrollment; enroll again with a new token"
+    elif state == "decommissioned":
+        detail = f"{who} was decommissioned; its requests are refused from now on"
+    else:  # pragma: no cover - the states are a closed set
+        detail = f"{who} is in state {state!r}"
+    return Forbidden(detail, device_state=state)
+
+
+async def _authenticate(request: Request, allow_pending: bool) -> SignedDevice:
     ctx: AppContext = request.app.state.ctx
     device_id = request.headers.get(HEADER_DEVICE, "")
     if not device_id or not request.headers.get(HEADER_SIGNATURE):
@@ -121,17 +144,33 @@ async def signed_device(request: Request) -> SignedDevice:
     found = await run_in_threadpool(_lookup, ctx, device_id)
     if found is None:
         raise Unauthorized(f"device {device_id!r} is not enrolled; enroll it first")
-    name, pem, last_seen_at = found
+    name, pem, last_seen_at, state = found
     path = request.url.path + ("?" + request.url.query if request.url.query else "")
     now = ctx.clock()
     verify_request(request.headers, request.method, path, body, keys.load_public_key(pem), now)
     _guard(request).check_and_record(
         device_id, request.headers[HEADER_SIGNATURE], int(request.headers[HEADER_TIMESTAMP]), now
     )
-    return SignedDevice(id=device_id, name=name, last_seen_at=last_seen_at, body=body)
+    # Only a request the device's own key signed learns its state.
+    refused = None if allow_pending and state == "pending" else refusal(device_id, name, state)
+    if refused is not None:
+        raise refused
+    return SignedDevice(id=device_id, name=name, last_seen_at=last_seen_at, body=body, state=state)
+
+
+async def signed_device(request: Request) -> SignedDevice:
+    """Dependency: the active enrolled device whose key signed this request; 401 for a bad
+    signature, 403 for a device pending approval, rejected or decommissioned."""
+    return await _authenticate(request, allow_pending=False)
+
+
+async def signed_reporter(request: Request) -> SignedDevice:
+    """Like `signed_device`, but a device waiting for approval passes too (status reports)."""
+    return await _authenticate(request, allow_pending=True)
 
 
 SignedDeviceDep = Annotated[SignedDevice, Depends(signed_device)]
+SignedReporterDep = Annotated[SignedDevice, Depends(signed_reporter)]
 
 
 class DeviceOrPerson(Requires):

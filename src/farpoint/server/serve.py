@@ -9,13 +9,35 @@ from pathlib import Path
 __all__ = ["run_server"]
 
 
-def run_server(*, host: str, port: int, port_file: Path | None, console: bool) -> None:
+def run_server(
+    *,
+    host: str,
+    port: int,
+    port_file: Path | None,
+    console: bool,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    """Serve until stopped; HTTPS when a certificate and key are given (options or
+    FARPOINT_TLS_CERT/FARPOINT_TLS_KEY). Bad TLS files fail here, before anything listens."""
+    import dataclasses
+
     import uvicorn
 
     from farpoint.server.app import create_app
     from farpoint.server.settings import Settings
+    from farpoint.server.tls import tls_files
 
     settings = Settings.from_env()
+    if tls_cert is not None or tls_key is not None:
+        settings = dataclasses.replace(
+            settings,
+            tls_cert=tls_cert.resolve() if tls_cert else settings.tls_cert,
+            tls_key=tls_key.resolve() if tls_key else settings.tls_key,
+        )
+    files = tls_files(settings)
+    if files is not None:  # the console pins this certificate when it calls its own API
+        os.environ["FARPOINT_TLS_CERT"] = str(files.cert)
     app = create_app(settings)
     if console:
         from farpoint.console import mount
@@ -37,6 +59,8 @@ def run_server(*, host: str, port: int, port_file: Path | None, console: bool) -
         access_log=False,
         timeout_keep_alive=75,
         timeout_graceful_shutdown=3,  # held long-polls must not delay a stop
+        ssl_certfile=str(files.cert) if files else None,
+        ssl_keyfile=str(files.key) if files else None,
     )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])

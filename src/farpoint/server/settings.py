@@ -19,6 +19,11 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _path(env: dict[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).resolve() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(".farpoint").resolve())
@@ -38,6 +43,14 @@ class Settings:
     """The rollout controller's timer (pending timeouts); 0 turns the timer off."""
     auto_migrate: bool = True
     """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
+    tls_cert: Path | None = None
+    """PEM certificate chain to serve HTTPS with (`farpoint server`); with `tls_key`."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """PEM certificate of the CA that issued `tls_cert`: served at GET /api/v1/tls/ca.pem
+    and named (its sha256) by every enrollment token, so devices pin it."""
+    mqtt_url: str = ""
+    """`mqtt://[user:password@]host[:port]` (or `mqtts://`): publish sync pushes there."""
 
     @property
     def effective_database_url(self) -> str:
@@ -70,4 +83,8 @@ class Settings:
             director_expiry_s=_int(e, "FARPOINT_DIRECTOR_EXPIRY_S", cls.director_expiry_s),
             rollout_tick_s=float(_int(e, "FARPOINT_ROLLOUT_TICK_S", 5)),
             auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
+            tls_cert=_path(e, "FARPOINT_TLS_CERT"),
+            tls_key=_path(e, "FARPOINT_TLS_KEY"),
+            tls_ca=_path(e, "FARPOINT_TLS_CA"),
+            mqtt_url=e.get("FARPOINT_MQTT_URL", ""),
         )

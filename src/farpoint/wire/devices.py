@@ -16,6 +16,7 @@ __all__ = [
     "DeviceModelStatus",
     "DeviceOut",
     "DevicePhase",
+    "DeviceState",
     "DeviceStatusReport",
     "DiagnosticsRequest",
     "EnrollRequest",
@@ -32,21 +33,35 @@ DevicePhase = Literal[
 ]
 
 
+DeviceState = Literal["pending", "active", "rejected", "decommissioned"]
+"""`pending`: enrolled with a token that requires approval, waiting for IT operations."""
+
+
 class EnrollmentTokenCreate(WireModel):
     labels: dict[str, str] = Field(default_factory=dict)
     """Labels every device enrolled with this token receives."""
+    fleet: Name | None = None
+    """Enroll into this fleet: the device receives the fleet's selector labels too."""
+    requires_approval: bool = False
+    """Devices enrolled with it stay `pending` until IT operations approve them."""
     expires_in_s: int = Field(default=24 * 3600, gt=0, le=30 * 24 * 3600)
 
 
 class EnrollmentTokenCreated(WireModel):
     id: int
     token: str
-    """`fpe1.<secret>.<hex>`: single use; hex is the sha256 of the root the device trusts."""
+    """`fpe1.<secret>.<root hex>[.<ca hex>]`: single use; root hex is the sha256 of the root
+    the device trusts, ca hex (when the server has FARPOINT_TLS_CA) the sha256 of the TLS CA
+    certificate it pins."""
     labels: dict[str, str]
+    fleet: str | None = None
+    requires_approval: bool = False
     expires_at: datetime
     server_key_id: str
     root_digest: str = ""
     """`sha256:` of the root metadata bytes the token names."""
+    ca_digest: str | None = None
+    """`sha256:` of the TLS CA certificate the token names (GET /tls/ca.pem), if any."""
 
 
 class EnrollRequest(WireModel):
@@ -66,6 +81,8 @@ class EnrollResponse(WireModel):
     """The root metadata the token named (base64); it must hash to the token's hex."""
     root_digest: str
     """`sha256:<hex>` of those bytes."""
+    state: DeviceState = "active"
+    """`pending` when the token requires approval: only status reports are taken until then."""
 
 
 class DeviceModelStatus(WireModel):
@@ -94,6 +111,10 @@ class DeviceOut(WireModel):
     online: bool
     models: list[DeviceModelStatus]
     heartbeat: dict[str, Any]
+    state: DeviceState = "active"
+    state_changed_at: datetime | None = None
+    state_changed_by: str | None = None
+    key_rotated_at: datetime | None = None
 
 
 class HealthPolicy(WireModel):

@@ -1,4 +1,4 @@
-"""All SQL for enrollment tokens, devices and their reported model states."""
+"""All SQL for enrollment tokens, devices, their reported model states and diagnostics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentToken
+from farpoint.server.devices.tables import (
+    Device,
+    DeviceDiagnostics,
+    DeviceModelState,
+    EnrollmentToken,
+)
+
+ACTIVE = "active"
 
 
 def add_token(s: Session, row: EnrollmentToken) -> None:
@@ -46,9 +53,13 @@ def device_by_name(s: Session, name: str) -> Device | None:
     return s.scalars(select(Device).where(Device.name == name)).one_or_none()
 
 
-def list_devices(s: Session, after_seq: int, limit: int) -> Sequence[Device]:
-    q = select(Device).where(Device.seq > after_seq).order_by(Device.seq).limit(limit)
-    return s.scalars(q).all()
+def list_devices(
+    s: Session, after_seq: int, limit: int, state: str | None = None
+) -> Sequence[Device]:
+    q = select(Device).where(Device.seq > after_seq)
+    if state is not None:
+        q = q.where(Device.state == state)
+    return s.scalars(q.order_by(Device.seq).limit(limit)).all()
 
 
 def devices_by_ids(s: Session, ids: Sequence[str]) -> Sequence[Device]:
@@ -58,19 +69,24 @@ def devices_by_ids(s: Session, ids: Sequence[str]) -> Sequence[Device]:
 
 
 def all_device_labels(s: Session) -> list[tuple[str, dict[str, Any]]]:
-    """(id, labels) of every device, in enrollment order; selectors match in Python."""
-    rows = s.execute(select(Device.id, Device.labels).order_by(Device.seq)).all()
-    return [(r[0], r[1]) for r in rows]
+    """(id, labels) of every active device, in enrollment order; selectors match in Python.
+
+    Fleets and rollouts target only these: a device waiting for approval, rejected or
+    decommissioned is nobody's target (its record stays for history).
+    """
+    q = select(Device.id, Device.labels).where(Device.state == ACTIVE).order_by(Device.seq)
+    return [(r[0], r[1]) for r in s.execute(q).all()]
 
 
-def auth_view(s: Session, device_id: str) -> tuple[str, str, datetime | None] | None:
-    """(name, public key PEM, last seen) of a device: what request authentication needs."""
+def auth_view(s: Session, device_id: str) -> tuple[str, str, datetime | None, str] | None:
+    """(name, public key PEM, last seen, state) of a device: what request authentication
+    needs."""
     row = s.execute(
-        select(Device.name, Device.public_key_pem, Device.last_seen_at).where(
+        select(Device.name, Device.public_key_pem, Device.last_seen_at, Device.state).where(
             Device.id == device_id
         )
     ).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 def touch(s: Session, device_id: str, now: datetime) -> None:
@@ -99,3 +115,33 @@ def model_state(s: Session, device_id: str, model: str) -> DeviceModelState | No
 
 def add_model_state(s: Session, row: DeviceModelState) -> None:
     s.add(row)
+
+
+def add_diagnostics(s: Session, row: DeviceDiagnostics) -> None:
+    s.add(row)
+
+
+def diagnostics_by_id(s: Session, diagnostics_id: int) -> DeviceDiagnostics | None:
+    return s.get(DeviceDiagnostics, diagnostics_id)
+
+
+def pending_diagnostics(s: Session, device_id: str) -> DeviceDiagnostics | None:
+    """The oldest request of this device that it has not answered yet."""
+    q = (
+        select(DeviceDiagnostics)
+        .where(DeviceDiagnostics.device_id == device_id, DeviceDiagnostics.uploaded_at.is_(None))
+        .order_by(DeviceDiagnostics.id)
+        .limit(1)
+    )
+    return s.scalars(q).first()
+
+
+def list_diagnostics(s: Session, device_id: str, limit: int) -> Sequence[DeviceDiagnostics]:
+    """The device's requests, newest first."""
+    q = (
+        select(DeviceDiagnostics)
+        .where(DeviceDiagnostics.device_id == device_id)
+        .order_by(DeviceDiagnostics.id.desc())
+        .limit(limit)
+    )
+    return s.scalars(q).all()

@@ -15,19 +15,27 @@ from starlette.concurrency import run_in_threadpool
 
 from farpoint.core import digest as digests
 from farpoint.core.errors import NotFound
+from farpoint.server import tls
 from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.context import AppContext
 from farpoint.server.deps import Ctx, DbSession
-from farpoint.server.device_auth import SignedDevice, SignedDeviceDep
+from farpoint.server.device_auth import (
+    SignedDevice,
+    SignedDeviceDep,
+    SignedReporterDep,
+    refusal,
+)
 from farpoint.server.devices import repository as repo
 from farpoint.server.devices import service
+from farpoint.server.devices.lifecycle_router import router as lifecycle_router
 from farpoint.server.errors import problem_response
 from farpoint.server.pagination import Limit, decode_cursor, next_cursor
 from farpoint.wire.common import Page, Role
 from farpoint.wire.devices import (
     DesiredState,
     DeviceOut,
+    DeviceState,
     DeviceStatusReport,
     EnrollmentTokenCreate,
     EnrollmentTokenCreated,
@@ -36,6 +44,7 @@ from farpoint.wire.devices import (
 )
 
 router = APIRouter(tags=["devices"])
+router.include_router(lifecycle_router)
 ItOps = Annotated[Principal, Depends(Requires(Role.IT_OPS))]
 Anyone = Annotated[Principal, Depends(Requires())]
 
@@ -53,7 +62,9 @@ def _now(ctx: AppContext) -> datetime:
 def create_enrollment_token(
     body: EnrollmentTokenCreate, p: ItOps, s: DbSession, ctx: Ctx
 ) -> EnrollmentTokenCreated:
-    out = service.create_enrollment_token(s, body, p.user, ctx.signing_key_id, _now(ctx))
+    out = service.create_enrollment_token(
+        s, body, p.user, ctx.signing_key_id, _now(ctx), tls.ca_digest(ctx.settings)
+    )
     audit.record(s, ctx, p.user, "enrollment-token.create", f"enrollment-token/{out.id}")
     s.commit()
     return out
@@ -69,9 +80,15 @@ def enroll(body: EnrollRequest, s: DbSession, ctx: Ctx) -> EnrollResponse:
 
 @router.get("/devices")
 def list_devices(
-    _p: Anyone, s: DbSession, ctx: Ctx, limit: Limit = 100, cursor: str | None = None
+    _p: Anyone,
+    s: DbSession,
+    ctx: Ctx,
+    limit: Limit = 100,
+    cursor: str | None = None,
+    state: DeviceState | None = None,
 ) -> Page[DeviceOut]:
-    rows = repo.list_devices(s, decode_cursor(cursor), limit)
+    """Enrolled devices; `state=pending` lists the ones waiting for approval."""
+    rows = repo.list_devices(s, decode_cursor(cursor), limit, state)
     items = service.device_outs(s, rows, _now(ctx), ctx.settings.device_online_s)
     return Page(items=items, next_cursor=next_cursor([d.seq for d in rows], limit))
 
@@ -86,8 +103,15 @@ def get_device(device_id: str, _p: Anyone, s: DbSession, ctx: Ctx) -> DeviceOut:
 # download must not hold a database connection while it waits or streams.
 
 
-def _current_state(ctx: AppContext, device: SignedDevice, touch: bool) -> DesiredState:
+def _current_state(
+    ctx: AppContext, device: SignedDevice, touch: bool, recheck: bool = False
+) -> DesiredState:
     with ctx.db.session() as s:
+        if recheck:  # inside a held poll: was the device decommissioned meanwhile?
+            found = repo.auth_view(s, device.id)
+            refused = refusal(device.id, device.name, found[3] if found else "decommissioned")
+            if refused is not None:
+                raise refused
         if touch:
             repo.touch(s, device.id, _now(ctx))
         return service.desired_state(s, device.id)
@@ -128,7 +152,7 @@ async def desired_state(
         if remaining <= 0:
             return Response(status_code=304, headers=_etag_header(state.etag))
         await ctx.notifier.wait(min(_POLL_SLICE_S, remaining))
-        state = await run_in_threadpool(_current_state, ctx, device, False)
+        state = await run_in_threadpool(_current_state, ctx, device, False, True)
     return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
 
 
@@ -220,8 +244,11 @@ async def blob(
 
 
 @router.post("/devices/self/status", status_code=204)
-def report_status(device: SignedDeviceDep, s: DbSession, ctx: Ctx) -> Response:
-    """Record the device's phases per model and its heartbeat; advance its rollouts."""
+def report_status(device: SignedReporterDep, s: DbSession, ctx: Ctx) -> Response:
+    """Record the device's phases per model and its heartbeat; advance its rollouts.
+
+    The one request a device waiting for approval may make: IT operations see its
+    hardware and heartbeat before they decide."""
     try:
         report = DeviceStatusReport.model_validate_json(device.body or b"{}")
     except ValidationError as exc:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from farpoint.core.digest import hex_of
 from farpoint.core.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
 from farpoint.server.attestations import repository as attestations_repo
 from farpoint.server.devices import repository as repo
+from farpoint.server.devices.diagnostics import pending_diagnostics
 from farpoint.server.devices.tables import Device, DeviceModelState, EnrollmentToken
 from farpoint.server.fleets import history
 from farpoint.server.fleets import repository as fleets_repo
@@ -46,15 +47,26 @@ def _hash(secret: str) -> str:
 
 
 def create_enrollment_token(
-    s: Session, body: EnrollmentTokenCreate, actor: str, server_key_id: str, now: datetime
+    s: Session,
+    body: EnrollmentTokenCreate,
+    actor: str,
+    server_key_id: str,
+    now: datetime,
+    ca_digest: str | None = None,
 ) -> EnrollmentTokenCreated:
-    """A single-use token naming the current root; only the hash of its secret is stored."""
+    """A single-use token naming the current root (and the TLS CA when the server has one);
+    only the hash of its secret is stored."""
     root = tuf_repo.latest(s, "root")
     if root is None:
         raise Conflict(
             "trust is not initialized: an admin must run `farpoint trust init` before "
             "enrollment tokens can name the root devices trust"
         )
+    if body.fleet is not None:
+        fleet = fleets_repo.fleet_by_name(s, body.fleet)
+        if fleet is None:
+            raise NotFound(f"fleet {body.fleet!r} does not exist; create it first")
+        _fleet_labels(fleet.name, fleet.selector, body.labels)  # contradictions fail now
     secret = secrets.token_urlsafe(32)  # no '.' in the urlsafe alphabet
     row = EnrollmentToken(
         secret_hash=_hash(secret),
@@ -67,23 +79,46 @@ def create_enrollment_token(
         expires_at=now + timedelta(seconds=body.expires_in_s),
         used_at=None,
         device_id=None,
+        fleet=body.fleet,
+        requires_approval=body.requires_approval,
+        ca_digest=ca_digest,
     )
     repo.add_token(s, row)
     s.flush()
+    token = f"{_TOKEN_PREFIX}.{secret}.{hex_of(root.digest)}"
+    if ca_digest is not None:
+        token += f".{hex_of(ca_digest)}"
     return EnrollmentTokenCreated(
         id=row.id,
-        token=f"{_TOKEN_PREFIX}.{secret}.{hex_of(root.digest)}",
+        token=token,
         labels=row.labels,
+        fleet=row.fleet,
+        requires_approval=row.requires_approval,
         expires_at=row.expires_at,
         server_key_id=server_key_id,
         root_digest=root.digest,
+        ca_digest=ca_digest,
     )
+
+
+def _fleet_labels(
+    fleet: str, selector: Mapping[str, str], labels: Mapping[str, str]
+) -> dict[str, str]:
+    """The fleet's selector labels plus the token's; a token label that contradicts the
+    selector would enroll the device outside the fleet it names, so it is refused."""
+    clash = sorted(k for k, v in selector.items() if k in labels and labels[k] != v)
+    if clash:
+        pairs = ", ".join(f"{k}={labels[k]!r} (fleet wants {selector[k]!r})" for k in clash)
+        raise ValidationFailed(f"labels contradict the selector of fleet {fleet!r}: {pairs}")
+    return {**labels, **selector}
 
 
 def _token_secret(token: str) -> str:
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != _TOKEN_PREFIX or not parts[1]:
-        raise Unauthorized("the enrollment token is malformed; expected fpe1.<secret>.<hex>")
+    if len(parts) not in (3, 4) or parts[0] != _TOKEN_PREFIX or not parts[1]:
+        raise Unauthorized(
+            "the enrollment token is malformed; expected fpe1.<secret>.<hex>[.<ca hex>]"
+        )
     return parts[1]
 
 
@@ -115,6 +150,15 @@ def enroll(
     if not repo.claim_token(s, token.id, device_id, now):
         raise Conflict("this enrollment token was already used; ask IT operations for a new one")
     labels = {**body.labels, **token.labels}
+    if token.fleet is not None:
+        fleet = fleets_repo.fleet_by_name(s, token.fleet)
+        if fleet is None:
+            raise Conflict(
+                f"the fleet {token.fleet!r} this token enrolls into no longer exists; "
+                "ask IT operations for a new token"
+            )
+        labels = {**body.labels, **_fleet_labels(fleet.name, fleet.selector, token.labels)}
+    state = "pending" if token.requires_approval else "active"
     device = Device(
         id=device_id,
         name=body.name,
@@ -126,6 +170,9 @@ def enroll(
         enrollment_token_id=token.id,
         enrolled_at=now,
         last_seen_at=now,
+        state=state,
+        state_changed_at=now,
+        state_changed_by=f"enroll:{token.id}",
     )
     repo.add_device(s, device)
     try:
@@ -141,6 +188,7 @@ def enroll(
         labels=labels,
         root_json_b64=base64.b64encode(root.data).decode(),
         root_digest=root.digest,
+        state=state,
     )
 
 
@@ -171,6 +219,10 @@ def device_outs(
             and (now - d.last_seen_at).total_seconds() <= online_s,
             models=states.get(d.id, []),
             heartbeat=d.heartbeat,
+            state=d.state,
+            state_changed_at=d.state_changed_at,
+            state_changed_by=d.state_changed_by,
+            key_rotated_at=d.key_rotated_at,
         )
         for d in devices
     ]
@@ -206,7 +258,8 @@ def desired_state(s: Session, device_id: str) -> DesiredState:
                 "health": dict(choice.health or {}),
             }
         )
-    diagnostics = None  # slice D: pending_diagnostics(s, device_id), as {"id": N} or None
+    request = pending_diagnostics(s, device_id)  # IT operations asked for the device's logs
+    diagnostics = None if request is None else request.model_dump()
     return DesiredState(
         device_id=device_id,
         etag=state_etag(models, diagnostics),

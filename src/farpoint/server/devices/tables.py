@@ -1,11 +1,12 @@
-"""Enrollment tokens, devices and what each device last reported per model."""
+"""Enrollment tokens, devices, what each device last reported per model, and the
+diagnostics IT operations asked devices for."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from farpoint.server.db import Base, utcnow
@@ -27,6 +28,12 @@ class EnrollmentToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     device_id: Mapped[str | None] = mapped_column(String(36))
+    fleet: Mapped[str | None] = mapped_column(String(64))
+    """The fleet the token enrolls into: the device receives its selector labels."""
+    requires_approval: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Devices enrolled with it wait in state `pending` until IT operations approve them."""
+    ca_digest: Mapped[str | None] = mapped_column(String(71))
+    """`sha256:` of the TLS CA certificate the device pins (FARPOINT_TLS_CA), if any."""
 
 
 class Device(Base):
@@ -43,6 +50,13 @@ class Device(Base):
     enrollment_token_id: Mapped[int] = mapped_column(ForeignKey("enrollment_tokens.id"))
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    """`pending` (awaiting approval), `active`, `rejected` or `decommissioned`."""
+    state_changed_at: Mapped[datetime | None]
+    state_changed_by: Mapped[str | None] = mapped_column(String(64))
+    previous_key_id: Mapped[str | None] = mapped_column(String(71))
+    """The key the last rotation replaced (refused since); lets a retried rotation succeed."""
+    key_rotated_at: Mapped[datetime | None]
 
 
 class DeviceModelState(Base):
@@ -56,3 +70,17 @@ class DeviceModelState(Base):
     phase: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceDiagnostics(Base):
+    """One request for a device's recent logs and last errors, and what it uploaded."""
+
+    __tablename__ = "device_diagnostics"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_at: Mapped[datetime | None]
+    bundle: Mapped[dict[str, Any] | None]
+    """What the device sent: log lines, last errors, agent facts (bounded on both sides)."""
+    size_bytes: Mapped[int | None]

@@ -76,9 +76,11 @@ def latest_desired_release(s: Session, fleet_id: int) -> int | None:
 
 
 def device_labels(s: Session) -> list[tuple[str, str, dict[str, Any]]]:
-    """(id, name, labels) of every device; selectors match in Python. For fleet-wide views
-    and rollout creation, never for a single device's poll."""
-    rows = s.execute(select(Device.id, Device.name, Device.labels).order_by(Device.seq)).all()
+    """(id, name, labels) of every active device (not pending, rejected or decommissioned);
+    selectors match in Python. For fleet-wide views and rollout creation, never for a
+    single device's poll."""
+    q = select(Device.id, Device.name, Device.labels).where(Device.state == "active")
+    rows = s.execute(q.order_by(Device.seq)).all()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
