@@ -59,7 +59,7 @@ def upgrade() -> None:
     with op.batch_alter_table("enrollment_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fleet", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column("requires_approval", sa.Boolean(), server_default=sa.false(), nullable=False)
+            sa.Column("requires_approval", sa.Boolean(), server_default="0", nullable=False)
         )
         batch_op.add_column(sa.Column("ca_digest", sa.String(length=71), nullable=True))
 
