@@ -31,6 +31,7 @@ from .slots import (
     VerifiedRelease,
     blob_path,
     fetch_model,
+    free_bytes,
     parse_release,
 )
 from .tuf_client import ImageRepository, RepositoryRefused
@@ -229,11 +230,16 @@ class Delivery:
         d: DirectedRelease,
         on_downloaded: Callable[[], None],
         cache_check: CacheCheck | None = None,
+        *,
+        max_bytes_per_s: float | None = None,
+        free: Callable[[Path], int] = free_bytes,
     ) -> Path:
         """The model bytes, downloaded (or read from the cache) and hashed once.
 
         The one digest is compared with `d.model_digest`, which verify_release proved
         equal to the image repository's target hash and the manifest's model_digest.
+        A download needs the free disk `check_free_disk` asks for and is paced by
+        `max_bytes_per_s`.
         """
         return fetch_model(
             self._client,
@@ -243,4 +249,6 @@ class Delivery:
             d.model_length,
             on_downloaded,
             cache_check,
+            max_bytes_per_s=max_bytes_per_s,
+            free=free,
         )
