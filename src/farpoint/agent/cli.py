@@ -45,12 +45,28 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     r.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     r.add_argument(
+        "--max-download-bytes-per-s",
+        type=_positive_number,
+        metavar="N",
+        help="limit model downloads to N bytes per second on average (default: no limit)",
+    )
+    r.add_argument(
         "--trust-clock-offset-file",
         type=Path,
         help="testing only: a file holding seconds to add to the clock that judges metadata "
         "expiry (re-read when it changes), so tests can move a device in time",
     )
     return parser
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
 
 
 class OffsetClock:
@@ -113,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             trust_clock=(
                 OffsetClock(args.trust_clock_offset_file) if args.trust_clock_offset_file else None
             ),
+            max_download_bytes_per_s=args.max_download_bytes_per_s,
         )
     except StateError as exc:
         print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import Clock, FakeControlPlane, OnnxModel, Release, failing_model
+from agent_fakes import Clock, FakeControlPlane, OnnxModel, Release, failing_model, padded_model
 
 from farpoint.agent.enroll import enroll
 from farpoint.agent.loop import Agent
@@ -357,3 +358,21 @@ def test_a_download_that_does_not_fit_on_disk_is_refused_with_the_numbers(
         f"a margin of {16 << 20} B, and the state directory's filesystem has 1000 B free"
     )
     assert cp.count("/api/v1/tuf/image/targets/releases/1/model.onnx") == 0
+
+
+def test_the_bandwidth_limit_paces_the_download(
+    control_plane: FakeControlPlane, start_agent: AgentFactory, model_a: OnnxModel
+) -> None:
+    cp = control_plane
+    big = padded_model(model_a, 96_000)
+    rate = 64_000
+    agent = start_agent(max_download_bytes_per_s=rate)
+    cp.wait_for(lambda c: bool(c.devices))
+    cp.deploy(cp.release(1, big))
+    cp.wait_for(lambda c: "downloading" in c.phases(MODEL, 1))
+    began = time.monotonic()
+    _wait_status(cp, release_id=1, phase="installing")
+    # a lower bound the token bucket guarantees (its first burst is rate / 16 bytes)
+    assert time.monotonic() - began >= (len(big.data) - rate / 16) / rate
+    _wait_status(cp, release_id=1, phase="active")
+    assert _predict(agent, model_a.rows)[1]["release_id"] == 1
