@@ -93,7 +93,8 @@ class Activation:
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             with self._lock:
                 self._load_one(model_dir)
-        self.check_health()
+        # judged now, reported with the first heartbeat: a start never waits for the server
+        self.check_health(report=False)
 
     def _read_journal(self, model_dir: Path) -> Journal | None:
         try:
@@ -388,7 +389,7 @@ class Activation:
 
     # -- the health window -------------------------------------------------------------------
 
-    def check_health(self) -> None:
+    def check_health(self, report: bool = True) -> None:
         """Judge each open health window: commit the healthy, roll back the unhealthy."""
         changed = False
         with self._lock:
@@ -409,7 +410,7 @@ class Activation:
                     assert verdict.reason is not None
                     self._roll_back(model, journal, verdict.reason)
                     changed = True
-        if changed:
+        if changed and report:
             self._report()
 
     def _commit(self, journal: Journal) -> None:
