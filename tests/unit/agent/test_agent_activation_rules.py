@@ -4,6 +4,7 @@ file format, release budgets, the free-disk check. No I/O beyond tmp_path."""
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,16 @@ def test_the_free_disk_check_names_the_numbers(tmp_path: Path) -> None:
         f"not enough free disk to download the model: it needs {400 << 20} B plus a margin "
         f"of {margin} B, and the state directory's filesystem has {420 << 20} B free"
     )
+
+
+def test_the_agent_and_the_server_agree_on_budget_names() -> None:
+    wire = pytest.importorskip("farpoint.wire.releases")
+    assert payloads.PROFILE_PATTERN == wire.PROFILE_PATTERN
+    assert payloads.MAX_BUDGET_PROFILES == wire.MAX_BUDGET_PROFILES
+
+
+def test_the_journal_steps_cover_what_the_contract_names() -> None:
+    from farpoint.agent.journal import STEPS, Step
+
+    assert set(STEPS) == set(typing.get_args(Step))
+    assert {"downloading", "installed", "switched", "committed", "rolled_back"} <= set(STEPS)
