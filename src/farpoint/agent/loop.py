@@ -244,19 +244,27 @@ class Agent:
 
         LinkDown/ServerError/PayloadError of the poll propagate to the caller.
         """
-        desired = self.client.desired_state(self._etag, wait_s)
-        changed = desired is not None and desired["etag"] != self._etag
-        if desired is not None:
-            if changed:
-                self._failed.clear()  # a new desired state earns refused releases a new try
-            self._etag, self._desired = desired["etag"], desired
+        changed = self._take_desired(self.client.desired_state(self._etag, wait_s))
         if changed or self._resync_due() or self._pending():
             self.trust_sync()
+        if any(self._desired_model(d) is None for d in self._pending()):
+            # the director moved on before the desired state held here (a re-sync between
+            # two polls): take it first, for the rollout and health window of the release
+            self._take_desired(self.client.desired_state(self._etag, 0))
         for d in self._directed:
             if self._serving(d):
                 self.activation.settle(d.model, self._desired_model(d))
         for d in self._pending():
             self.apply(d)
+
+    def _take_desired(self, desired: DesiredState | None) -> bool:
+        """Keep a polled desired state; True when it differs from the one held."""
+        changed = desired is not None and desired["etag"] != self._etag
+        if desired is not None:
+            if changed:
+                self._failed.clear()  # a new desired state earns refused releases a new try
+            self._etag, self._desired = desired["etag"], desired
+        return changed
 
     def trust_sync(self) -> None:
         """Refresh the image repository and the director metadata; refusals are reported."""

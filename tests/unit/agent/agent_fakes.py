@@ -419,6 +419,9 @@ class FakeControlPlane:
     reports: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
+    hold_polls: bool = False
+    """Answer every held poll (wait > 0) 304, as a push that is late: only a poll with
+    wait=0 sees a new desired state."""
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -720,7 +723,7 @@ class _Handler(BaseHTTPRequestHandler):
             seen = self.headers.get("If-None-Match")
             with cp.cond:
                 cp.cond.wait_for(lambda: cp.etag != seen, timeout=min(wait, 60))
-                if cp.etag == seen:
+                if cp.etag == seen or (cp.hold_polls and wait > 0):
                     self._empty(304)
                     return
                 doc = {"device_id": device_id, "etag": cp.etag, "models": list(cp.desired)}

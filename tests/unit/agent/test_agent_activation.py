@@ -376,3 +376,22 @@ def test_the_bandwidth_limit_paces_the_download(
     assert time.monotonic() - began >= (len(big.data) - rate / 16) / rate
     _wait_status(cp, release_id=1, phase="active")
     assert _predict(agent, model_a.rows)[1]["release_id"] == 1
+
+
+def test_a_release_the_director_names_first_is_applied_with_its_desired_settings(
+    control_plane: FakeControlPlane,
+    start_agent: AgentFactory,
+    model_a: OnnxModel,
+    model_b: OnnxModel,
+) -> None:
+    cp = control_plane
+    agent, _ = _first(cp, start_agent, model_a)
+    cp.hold_polls = True  # the desired state's change reaches the device late
+    cp.deploy(cp.release(2, model_b), rollout_id=5, health={**WATCH, "window_s": 77})
+    # a periodic re-sync finds the director naming release 2 before any poll delivers
+    # the desired state: the agent asks for it before it applies the release
+    _wait_status(cp, release_id=2, phase="active")
+    journal = _journal(agent.state_dir)
+    assert (journal["rollout_id"], journal["health"]["window_s"]) == (5, 77)
+    assert journal["window_end"] == pytest.approx(journal["switched_at"] + 77)
+    assert _status(cp)["rollout_id"] == 5
