@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farpoint.core import oms, trust_policy
 from farpoint.core.errors import SignatureError
@@ -35,6 +36,9 @@ from .slots import (
     parse_release,
 )
 from .tuf_client import ImageRepository, RepositoryRefused
+
+if TYPE_CHECKING:
+    from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
 
 __all__ = ["Delivery", "SyncRefused", "TrustedRelease"]
 
@@ -86,9 +90,8 @@ class Delivery:
 
         SyncRefused says why either was refused; LinkDown propagates.
         """
-        repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
         try:
-            repo.refresh()
+            repo = self._refreshed()
         except RepositoryRefused as exc:
             raise SyncRefused(str(exc)) from exc
         try:
@@ -104,10 +107,34 @@ class Delivery:
         self._repo = repo
         return director
 
+    def _refreshed(self) -> ImageRepository:
+        """A freshly refreshed image repository; a refusal is tried once more.
+
+        A release published while python-tuf reads the chain (between the snapshot and a
+        delegated role) looks like a mix-and-match of versions for a moment; a second
+        refresh reads a consistent chain. An attack is refused the second time too.
+        """
+        try:
+            repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
+            repo.refresh()
+            return repo
+        except RepositoryRefused:
+            repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
+            repo.refresh()
+            return repo
+
+    def _targets(self, d: DirectedRelease) -> tuple[TargetFile, TargetFile]:
+        try:
+            return self.repo.require(d.manifest_path), self.repo.require(d.model_path)
+        except RepositoryRefused:
+            # the repository may have moved on since this sync's refresh: refresh, look again
+            self._repo = self._refreshed()
+            return self.repo.require(d.manifest_path), self.repo.require(d.model_path)
+
     def verify_release(self, d: DirectedRelease) -> TrustedRelease:
         """Everything but the model bytes: image targets, manifest, trust policy."""
         try:
-            manifest_info = self.repo.require(d.manifest_path)
+            manifest_info, model_info = self._targets(d)
             if (
                 manifest_info.length != d.manifest_length
                 or manifest_info.hashes.get("sha256") != d.manifest_sha256
@@ -117,7 +144,6 @@ class Delivery:
                     f"(length {manifest_info.length} vs {d.manifest_length}, sha256 "
                     f"{manifest_info.hashes.get('sha256')} vs {d.manifest_sha256})"
                 )
-            model_info = self.repo.require(d.model_path)
             if model_info.hashes.get("sha256") != d.model_sha256:
                 raise ReleaseRejected(
                     f"model sha256 in the image repository ({model_info.hashes.get('sha256')}) "
