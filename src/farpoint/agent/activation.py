@@ -1,6 +1,6 @@
 """Activating a release and living with it: install into the inactive slot, self-test,
 switch, watch the health window, commit or roll back; and, at start, finish whatever a
-crash interrupted.
+crash interrupted (the rules are in restart.py).
 
 `current.json` (state.py) is the one record of what is served; `journal.json`
 (journal.py) records the update in flight, each step written before the act it
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from .health import judge, window_end
 from .journal import Journal, RolledBack, load_journal, save_journal
-from .payloads import DesiredModel, DeviceModelStatus, HealthPolicy, Phase, parse_health
+from .payloads import DesiredModel, HealthPolicy, Phase, parse_health
 from .registry import Registry, status_entry
+from .restart import finish_step, status_at_start
 from .runtime import SelfTestFailed, load_model
 from .slots import (
     ReleaseRejected,
@@ -110,7 +111,9 @@ class Activation:
         model, current = model_dir.name, None
         try:
             journal = self._read_journal(model_dir)
-            current = self._finish_interrupted(model_dir, journal, load_current(model_dir))
+            current, changed = finish_step(model_dir, journal, load_current(model_dir))
+            if changed is not None:
+                journal = self._save(model_dir, changed)
             if current is None:
                 if journal is not None and journal.step == "rolled_back":
                     self.registry.set_phase(
@@ -127,78 +130,15 @@ class Activation:
                 # the release in its window is unusable: a rollback, if the previous serves
                 self._roll_back(model, journal, f"installed release: {exc}")
                 return
-            self.registry.activate(loaded, current, status=self._status_at_start(journal, current))
+            status, changed = status_at_start(journal, current, self._clock())
+            if changed is not None:
+                self._save(model_dir, changed)
+            self.registry.activate(loaded, current, status=status)
             log.info("serving %s release %d from %s", model, current.release_id, current.slot)
         except (StateError, ReleaseRejected, SelfTestFailed, OSError) as exc:
             release_id = current.release_id if current else None
             log.error("not serving %s: %s", model, exc)
             self.registry.set_phase(model, release_id, "failed", f"installed release: {exc}")
-
-    def _finish_interrupted(
-        self, model_dir: Path, journal: Journal | None, current: CurrentRelease | None
-    ) -> CurrentRelease | None:
-        """What current.json must name after the step the journal announced."""
-        if journal is None or journal.target is None or current == journal.target:
-            if journal is not None and journal.step == "rolled_back" and current == journal.target:
-                return self._finish_rollback(model_dir, journal)
-            return current
-        if journal.step in ("switched", "committed"):
-            if current != journal.previous:
-                log.warning(
-                    "journal of %s is stale (current.json moved on); ignored", journal.model
-                )
-                return current
-            try:  # killed after the journal's switch, before current.json's: switch again
-                verify_installed(model_dir, journal.target)
-            except ReleaseRejected as exc:
-                self._save(model_dir, journal.but(step="failed", reason=str(exc)))
-                log.error("not finishing the switch of %s: %s", journal.model, exc)
-                return current
-            save_current(model_dir, journal.target)
-            log.info("finished the switch of %s to release %d", journal.model, journal.release_id)
-            return journal.target
-        return current
-
-    def _finish_rollback(self, model_dir: Path, journal: Journal) -> CurrentRelease | None:
-        # killed after the journal's rollback, before current.json's: roll back again
-        log.info("finishing the rollback of %s release %d", journal.model, journal.release_id)
-        if journal.previous is None:
-            remove_current(model_dir)
-            return None
-        save_current(model_dir, journal.previous)
-        return journal.previous
-
-    def _status_at_start(
-        self, journal: Journal | None, current: CurrentRelease
-    ) -> DeviceModelStatus:
-        model = current.model
-        if journal is not None and journal.target == current:
-            if journal.step == "switched":
-                if journal.window_end is not None and self._clock() < journal.window_end:
-                    journal = self._save(
-                        self.model_dir(model), journal.but(crashes=journal.crashes + 1)
-                    )
-                    log.warning(
-                        "%s release %d: restart %d inside its health window",
-                        model, current.release_id, journal.crashes,
-                    )  # fmt: skip
-                return status_entry(
-                    model, current.release_id, "active", None, False, journal.rollout_id
-                )
-            if journal.step == "committed":
-                return status_entry(
-                    model, current.release_id, "active", None, True, journal.rollout_id
-                )
-        if journal is not None and journal.previous == current:
-            if journal.step == "rolled_back":
-                return status_entry(
-                    model, journal.release_id, "rolled_back", journal.reason, False,
-                    journal.rollout_id,
-                )  # fmt: skip
-            return status_entry(
-                model, current.release_id, "active", None, journal.previous_committed, None
-            )
-        return status_entry(model, current.release_id, "active", None, True, None)
 
     # -- applying a release ----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .activation import Activation
 from .client import DeviceClient, LinkDown, ServerError
 from .local_api import LocalApi
-from .payloads import DesiredModel, DesiredState, DeviceStatusReport, PayloadError, Phase
+from .payloads import DesiredModel, DesiredState, DeviceStatusReport, PayloadError
 from .registry import Registry
 from .runtime import SelfTestFailed, execution_providers
 from .slots import ReleaseRejected, free_bytes
@@ -369,10 +369,6 @@ class Agent:
             self._refused(d, str(exc))
 
     # status
-
-    def _phase(self, model: str, release_id: int, phase: Phase, error: str | None = None) -> None:
-        if self.registry.set_phase(model, release_id, phase, error):
-            self.report()
 
     def heartbeat(self) -> dict[str, object]:
         per_model = self.stats.snapshot()
