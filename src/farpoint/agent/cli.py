@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     r.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     r.add_argument(
+        "--max-download-bytes-per-s",
+        type=_positive_number,
+        metavar="N",
+        help="limit model downloads to N bytes per second on average (default: no limit)",
+    )
+    r.add_argument(
         "--trust-clock-offset-file",
         type=Path,
         help="testing only: a file holding seconds to add to the clock that judges metadata "
@@ -80,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--state-dir", required=True, type=Path)
     return parser
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
 
 
 class OffsetClock:
@@ -179,6 +195,7 @@ def _run(args: argparse.Namespace) -> int:
             ),
             poll_interval_s=args.poll_interval,
             mqtt_url=args.mqtt_url,
+            max_download_bytes_per_s=args.max_download_bytes_per_s,
         )
     except StateError as exc:
         print(f"farpoint agent run: {exc} (enroll first)", file=sys.stderr)

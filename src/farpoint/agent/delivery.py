@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farpoint.core import oms, trust_policy
 from farpoint.core.errors import SignatureError
@@ -31,9 +32,13 @@ from .slots import (
     VerifiedRelease,
     blob_path,
     fetch_model,
+    free_bytes,
     parse_release,
 )
 from .tuf_client import ImageRepository, RepositoryRefused
+
+if TYPE_CHECKING:
+    from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
 
 __all__ = ["Delivery", "SyncRefused", "TrustedRelease"]
 
@@ -85,9 +90,8 @@ class Delivery:
 
         SyncRefused says why either was refused; LinkDown propagates.
         """
-        repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
         try:
-            repo.refresh()
+            repo = self._refreshed()
         except RepositoryRefused as exc:
             raise SyncRefused(str(exc)) from exc
         try:
@@ -103,10 +107,34 @@ class Delivery:
         self._repo = repo
         return director
 
+    def _refreshed(self) -> ImageRepository:
+        """A freshly refreshed image repository; a refusal is tried once more.
+
+        A release published while python-tuf reads the chain (between the snapshot and a
+        delegated role) looks like a mix-and-match of versions for a moment; a second
+        refresh reads a consistent chain. An attack is refused the second time too.
+        """
+        try:
+            repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
+            repo.refresh()
+            return repo
+        except RepositoryRefused:
+            repo = ImageRepository(self._client, self._state_dir, self._server_url, self._clock)
+            repo.refresh()
+            return repo
+
+    def _targets(self, d: DirectedRelease) -> tuple[TargetFile, TargetFile]:
+        try:
+            return self.repo.require(d.manifest_path), self.repo.require(d.model_path)
+        except RepositoryRefused:
+            # the repository may have moved on since this sync's refresh: refresh, look again
+            self._repo = self._refreshed()
+            return self.repo.require(d.manifest_path), self.repo.require(d.model_path)
+
     def verify_release(self, d: DirectedRelease) -> TrustedRelease:
         """Everything but the model bytes: image targets, manifest, trust policy."""
         try:
-            manifest_info = self.repo.require(d.manifest_path)
+            manifest_info, model_info = self._targets(d)
             if (
                 manifest_info.length != d.manifest_length
                 or manifest_info.hashes.get("sha256") != d.manifest_sha256
@@ -116,7 +144,6 @@ class Delivery:
                     f"(length {manifest_info.length} vs {d.manifest_length}, sha256 "
                     f"{manifest_info.hashes.get('sha256')} vs {d.manifest_sha256})"
                 )
-            model_info = self.repo.require(d.model_path)
             if model_info.hashes.get("sha256") != d.model_sha256:
                 raise ReleaseRejected(
                     f"model sha256 in the image repository ({model_info.hashes.get('sha256')}) "
@@ -229,11 +256,16 @@ class Delivery:
         d: DirectedRelease,
         on_downloaded: Callable[[], None],
         cache_check: CacheCheck | None = None,
+        *,
+        max_bytes_per_s: float | None = None,
+        free: Callable[[Path], int] = free_bytes,
     ) -> Path:
         """The model bytes, downloaded (or read from the cache) and hashed once.
 
         The one digest is compared with `d.model_digest`, which verify_release proved
         equal to the image repository's target hash and the manifest's model_digest.
+        A download needs the free disk `check_free_disk` asks for and is paced by
+        `max_bytes_per_s`.
         """
         return fetch_model(
             self._client,
@@ -243,4 +275,6 @@ class Delivery:
             d.model_length,
             on_downloaded,
             cache_check,
+            max_bytes_per_s=max_bytes_per_s,
+            free=free,
         )

@@ -15,23 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .activation import Activation
 from .client import Decommissioned, DeviceClient, LinkDown, ServerError
 from .diagnostics import DiagnosticsUploader, agent_facts
 from .local_api import LocalApi
 from .outbox import Outbox
-from .payloads import DesiredState, DeviceStatusReport, PayloadError, Phase
+from .payloads import DesiredModel, DesiredState, DeviceStatusReport, PayloadError
 from .push import PushListener, Waker
 from .registry import Registry
-from .runtime import SelfTestFailed, execution_providers, load_model
-from .slots import ReleaseRejected, inactive_slot, install, verify_installed
-from .state import (
-    CurrentRelease,
-    StateError,
-    atomic_write,
-    load_current,
-    load_identity,
-    save_current,
-)
+from .runtime import SelfTestFailed, execution_providers
+from .slots import ReleaseRejected, free_bytes
+from .state import StateError, atomic_write, hardware_profile_key, load_identity
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, pack_windows, rss_bytes
 from .tls import load_pinned_ca
 
@@ -56,6 +50,8 @@ RECORD_BYTES = 48 * 1024
 CATCHUP_REPORTS = 8
 """Extra reports per heartbeat while records queued offline wait: a backlog drains in
 minutes without a fleet that comes back at once flooding the server."""
+HEALTH_CHECK_S = 0.5
+"""How often open health windows are judged."""
 
 
 @dataclass
@@ -110,13 +106,22 @@ class Agent:
         trust_clock: Callable[[], float] | None = None,
         poll_interval_s: float = 0.5,
         mqtt_url: str | None = None,
+        max_download_bytes_per_s: float | None = None,
+        free_disk: Callable[[Path], int] = free_bytes,
     ) -> None:
-        """`clock` signs requests; `trust_clock` (default: `clock`) judges metadata expiry.
+        """`clock` signs requests and times health windows; `trust_clock` (default:
+        `clock`) judges metadata expiry.
 
         `poll_interval_s`: the least time between two desired-state polls the server answers
         at once (with `poll_wait_s` 0 and a push channel, polls can be rare). `mqtt_url`:
         listen for sync pushes there (paho-mqtt imported only then).
+        `max_download_bytes_per_s` limits model downloads; `free_disk` tells the free bytes
+        of a folder's filesystem (a test may shrink it).
         """
+        if max_download_bytes_per_s is not None and not max_download_bytes_per_s > 0:
+            raise ValueError(
+                f"max_download_bytes_per_s must be positive, got {max_download_bytes_per_s}"
+            )
         self.state_dir = state_dir
         self.identity, key = load_identity(state_dir)
         self._clock = clock
@@ -158,6 +163,15 @@ class Agent:
         self._failed: dict[tuple[str, int, str], _Refusal] = {}
         self.sync_refusal: str | None = None
         self._threads: list[threading.Thread] = []
+        self._max_download_bytes_per_s = max_download_bytes_per_s
+        self._free_disk = free_disk
+        self.activation = Activation(
+            state_dir,
+            self.registry,
+            clock,
+            hardware_profile_key(self.identity.labels),
+            self.report,
+        )
 
     @property
     def port(self) -> int:
@@ -179,7 +193,11 @@ class Agent:
         self._api.start()
         if self._port_file is not None:
             atomic_write(self._port_file, f"{self.port}\n".encode())
-        for name, target in (("sync", self._sync_forever), ("heartbeat", self._heartbeat_forever)):
+        for name, target in (
+            ("sync", self._sync_forever),
+            ("heartbeat", self._heartbeat_forever),
+            ("health", self._health_forever),
+        ):
             t = threading.Thread(target=target, name=f"farpoint-agent-{name}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -222,42 +240,45 @@ class Agent:
 
     # installed releases
 
-    def _model_dir(self, model: str) -> Path:
-        if not model or "/" in model or model.startswith("."):
-            raise ReleaseRejected(f"model name {model!r} is not usable as a directory name")
-        return self.state_dir / "models" / model
-
     def load_installed(self) -> None:
-        """Serve each model's current slot after re-checking it; report the ones that fail."""
-        root = self.state_dir / "models"
-        if not root.is_dir():
-            return
-        for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            model, current = model_dir.name, None
+        """Serve each model's current slot after re-checking it and resuming its journal
+        (activation.py); report the ones that fail."""
+        self.activation.load_installed()
+
+    def _health_forever(self) -> None:
+        while not self._stop.wait(HEALTH_CHECK_S):
             try:
-                current = load_current(model_dir)
-                if current is None:
-                    continue
-                path, manifest = verify_installed(model_dir, current)
-                self.registry.activate(load_model(path, manifest), current)
-                log.info("serving %s release %d from %s", model, current.release_id, current.slot)
-            except (StateError, ReleaseRejected, SelfTestFailed, OSError) as exc:
-                release_id = current.release_id if current else None
-                log.error("not serving %s: %s", model, exc)
-                self.registry.set_phase(model, release_id, "failed", f"installed release: {exc}")
+                self.activation.check_health()
+            except Exception:  # the watch must outlive any one bad release
+                log.exception("health window: unexpected error")
 
     # sync
 
+    def _desired_model(self, d: DirectedRelease) -> DesiredModel | None:
+        """The desired state's entry for a directed release: its rollout and health window."""
+        for dm in self._desired["models"] if self._desired else []:
+            if (dm["model"], dm["release_id"]) == (d.model, d.release_id):
+                return dm
+        return None
+
+    def _rollout_id(self, d: DirectedRelease) -> int | None:
+        dm = self._desired_model(d)
+        return dm["rollout_id"] if dm else None
+
+    def _serving(self, d: DirectedRelease) -> bool:
+        active = self.registry.get(d.model)
+        return active is not None and (
+            active.current.release_id == d.release_id
+            and active.current.manifest_digest == d.manifest_digest
+        )
+
     def _pending(self) -> list[DirectedRelease]:
-        """Releases the director names that are not active and not cooling down."""
+        """Releases the director names that are not active, not rolled back here under
+        the same rollout, and not cooling down."""
         now = time.monotonic()
         todo = []
         for d in self._directed:
-            active = self.registry.get(d.model)
-            if active is not None and (
-                active.current.release_id == d.release_id
-                and active.current.manifest_digest == d.manifest_digest
-            ):
+            if self._serving(d) or self.activation.rolled_back_under(d, self._rollout_id(d)):
                 continue
             refusal = self._failed.get((d.model, d.release_id, d.manifest_sha256))
             if refusal is not None and now < refusal.retry_at:
@@ -276,17 +297,28 @@ class Agent:
 
         LinkDown/ServerError/PayloadError of the poll propagate to the caller.
         """
-        desired = self.client.desired_state(self._etag, wait_s)
+        changed = self._take_desired(self.client.desired_state(self._etag, wait_s))
+        self._diagnostics.answer(self._desired)  # IT operations asked for the logs
+        if changed or self._resync_due() or self._pending():
+            self.trust_sync()
+        if any(self._desired_model(d) is None for d in self._pending()):
+            # the director moved on before the desired state held here (a re-sync between
+            # two polls): take it first, for the rollout and health window of the release
+            self._take_desired(self.client.desired_state(self._etag, 0))
+        for d in self._directed:
+            if self._serving(d):
+                self.activation.settle(d.model, self._desired_model(d))
+        for d in self._pending():
+            self.apply(d)
+
+    def _take_desired(self, desired: DesiredState | None) -> bool:
+        """Keep a polled desired state; True when it differs from the one held."""
         changed = desired is not None and desired["etag"] != self._etag
         if desired is not None:
             if changed:
                 self._failed.clear()  # a new desired state earns refused releases a new try
             self._etag, self._desired = desired["etag"], desired
-        self._diagnostics.answer(self._desired)  # IT operations asked for the logs
-        if changed or self._resync_due() or self._pending():
-            self.trust_sync()
-        for d in self._pending():
-            self.apply(d)
+        return changed
 
     def trust_sync(self) -> None:
         """Refresh the image repository and the director metadata; refusals are reported."""
@@ -374,48 +406,21 @@ class Agent:
             reason,
             delay,
         )
-        self._phase(d.model, d.release_id, "failed", reason)
+        self.activation.refused(d, reason, self._rollout_id(d))
 
     def apply(self, d: DirectedRelease) -> None:
-        """Verify, download, install, self-test and switch one release; report each phase."""
-        model, release_id = d.model, d.release_id
+        """Verify, download, install, self-test and switch one release (activation.py);
+        report each phase, and a refusal with its reason."""
         delivery = self._delivery
         assert delivery is not None
         try:
-            model_dir = self._model_dir(model)
-            self._phase(model, release_id, "downloading")
-            cache_check = delivery.check_cache(d)  # a held blob is hashed meanwhile
-            trusted = delivery.verify_release(d)
-            release = trusted.release
-            blob = delivery.fetch_model(
-                d, lambda: self._phase(model, release_id, "verifying"), cache_check
+            self.activation.apply(
+                d,
+                delivery,
+                self._desired_model(d),
+                max_bytes_per_s=self._max_download_bytes_per_s,
+                free=self._free_disk,
             )
-            self._phase(model, release_id, "installing")
-            serving = self.registry.get(model)
-            slot = inactive_slot(serving.current if serving else None)
-            path = install(model_dir, slot, blob, release)
-            loaded = load_model(path, release.manifest)
-            loaded.self_test()
-            current = CurrentRelease(
-                model=model,
-                slot=slot,
-                release_id=release_id,
-                manifest_digest=release.manifest_digest,
-                model_digest=release.manifest["model_digest"],
-                model_ref=release.manifest["model_ref"],
-            )
-            save_current(model_dir, current)
-            self.registry.activate(loaded, current)
-            approvers = ", ".join(trusted.verdict.approvers) or "nobody"
-            log.info(
-                "activated %s release %d in %s (director v%d; approved by %s)",
-                model,
-                release_id,
-                slot,
-                self._director_version,
-                approvers,
-            )
-            self.report()
         except (
             ReleaseRejected,
             SelfTestFailed,
@@ -427,10 +432,6 @@ class Agent:
             self._refused(d, str(exc))
 
     # status
-
-    def _phase(self, model: str, release_id: int, phase: Phase, error: str | None = None) -> None:
-        if self.registry.set_phase(model, release_id, phase, error):
-            self.report()
 
     def heartbeat(self) -> dict[str, object]:
         per_model = self.stats.snapshot()

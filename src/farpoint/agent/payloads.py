@@ -7,11 +7,16 @@ may not import pydantic, so the parsers below check shapes by hand and raise
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 __all__ = [
     "DEFAULT_HEALTH",
+    "MAX_BUDGET_PROFILES",
     "PHASES",
+    "PROFILE_PATTERN",
+    "Budgets",
     "DesiredModel",
     "DesiredState",
     "DeviceModelStatus",
@@ -29,6 +34,7 @@ __all__ = [
     "PayloadError",
     "Phase",
     "TensorSpec",
+    "parse_budgets",
     "parse_desired_state",
     "parse_enroll_response",
     "parse_health",
@@ -50,6 +56,10 @@ PHASES: tuple[str, ...] = (
 )
 MANIFEST_SCHEMA = "farpoint.release-manifest/v1"
 TENSOR_DTYPES = ("float32", "float64", "int64", "int32", "string", "bool")
+PROFILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+"""A hardware profile name (`x86_64`, `aarch64`, `jetson-orin`) or `default`."""
+MAX_BUDGET_PROFILES = 16
+_PROFILE_RE = re.compile(PROFILE_PATTERN)
 
 
 class PayloadError(ValueError):
@@ -171,6 +181,11 @@ class Golden(TypedDict):
     probabilities: list[list[float]]
 
 
+class Budgets(TypedDict):
+    latency_p95_ms: dict[str, float]
+    """Per hardware profile (or `default`): single-row p95 latency the self-test allows."""
+
+
 class Manifest(TypedDict):
     schema: str
     release_id: int
@@ -186,6 +201,7 @@ class Manifest(TypedDict):
     evaluation_id: NotRequired[int]
     author: NotRequired[str]
     created_at: NotRequired[str]
+    budgets: NotRequired[Budgets]
 
 
 def _field(doc: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -316,6 +332,37 @@ def _tensor_specs(value: Any, where: str) -> list[TensorSpec]:
     return specs
 
 
+def parse_budgets(doc: Any, where: str) -> Budgets:
+    """The release's budgets; a budget this agent does not know how to hold is refused
+    (enforcing less than the release asks would be a silent failure)."""
+    if not isinstance(doc, dict):
+        raise PayloadError(f"{where}: expected a JSON object")
+    unknown = sorted(set(doc) - {"latency_p95_ms"})
+    if unknown:
+        raise PayloadError(
+            f"{where}: unknown budget {unknown[0]!r} (this agent knows latency_p95_ms)"
+        )
+    latency = doc.get("latency_p95_ms", {})
+    w = where + " latency_p95_ms"
+    if not isinstance(latency, dict):
+        raise PayloadError(f"{w}: expected an object of hardware profile to milliseconds")
+    if len(latency) > MAX_BUDGET_PROFILES:
+        raise PayloadError(f"{w}: {len(latency)} profiles, at most {MAX_BUDGET_PROFILES}")
+    out: dict[str, float] = {}
+    for profile, ms in latency.items():
+        if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
+            raise PayloadError(f"{w}: {profile!r} is not a hardware profile name")
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, int | float)
+            or not math.isfinite(ms)
+            or ms <= 0
+        ):
+            raise PayloadError(f"{w}: the budget of {profile!r} must be a positive number of ms")
+        out[profile] = float(ms)
+    return {"latency_p95_ms": out}
+
+
 def parse_manifest(doc: Any) -> Manifest:
     """Check a verified manifest payload's shape; the signature was checked before."""
     where = "release manifest"
@@ -359,4 +406,6 @@ def parse_manifest(doc: Any) -> Manifest:
         manifest["author"] = doc["author"]
     if isinstance(doc.get("created_at"), str):
         manifest["created_at"] = doc["created_at"]
+    if doc.get("budgets") is not None:
+        manifest["budgets"] = parse_budgets(doc["budgets"], where + " budgets")
     return manifest

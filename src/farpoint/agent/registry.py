@@ -12,7 +12,7 @@ from .payloads import DeviceModelStatus, Phase
 from .runtime import LoadedModel
 from .state import CurrentRelease
 
-__all__ = ["ActiveModel", "Registry"]
+__all__ = ["ActiveModel", "Registry", "status_entry"]
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,52 @@ class ActiveModel:
         }
 
 
+def status_entry(
+    model: str,
+    release_id: int | None,
+    phase: Phase,
+    error: str | None,
+    committed: bool,
+    rollout_id: int | None,
+) -> DeviceModelStatus:
+    return {
+        "model": model,
+        "release_id": release_id,
+        "phase": phase,
+        "error": error,
+        "committed": committed,
+        "rollout_id": rollout_id,
+    }
+
+
 class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active: dict[str, ActiveModel] = {}
         self._status: dict[str, DeviceModelStatus] = {}
 
-    def activate(self, model: LoadedModel, current: CurrentRelease) -> None:
+    def activate(
+        self,
+        model: LoadedModel,
+        current: CurrentRelease,
+        *,
+        committed: bool = False,
+        rollout_id: int | None = None,
+        status: DeviceModelStatus | None = None,
+    ) -> None:
+        """Serve `model` from now on; its status becomes `status`, by default `active`."""
+        entry = status or status_entry(
+            current.model, current.release_id, "active", None, committed, rollout_id
+        )
         with self._lock:
             self._active[current.model] = ActiveModel(model, current)
-            self._status[current.model] = {
-                "model": current.model,
-                "release_id": current.release_id,
-                "phase": "active",
-                "error": None,
-            }
+            self._status[current.model] = entry
+
+    def deactivate(self, name: str, status: DeviceModelStatus) -> None:
+        """Stop serving `name` (its predict requests get 404 from now on)."""
+        with self._lock:
+            self._active.pop(name, None)
+            self._status[name] = status
 
     def get(self, name: str) -> ActiveModel | None:
         with self._lock:
@@ -57,23 +88,37 @@ class Registry:
             return [self._active[k] for k in sorted(self._active)]
 
     def set_phase(
-        self, model: str, release_id: int | None, phase: Phase, error: str | None = None
+        self,
+        model: str,
+        release_id: int | None,
+        phase: Phase,
+        error: str | None = None,
+        *,
+        committed: bool = False,
+        rollout_id: int | None = None,
     ) -> bool:
         """Record a phase; True when it differs from the one recorded before."""
-        entry: DeviceModelStatus = {
-            "model": model,
-            "release_id": release_id,
-            "phase": phase,
-            "error": error,
-        }
+        entry = status_entry(model, release_id, phase, error, committed, rollout_id)
         with self._lock:
             changed = self._status.get(model) != entry
             self._status[model] = entry
             return changed
 
-    def statuses(self) -> list[DeviceModelStatus]:
+    def status(self, name: str) -> DeviceModelStatus | None:
         with self._lock:
-            return [self._status[k].copy() for k in sorted(self._status)]
+            entry = self._status.get(name)
+            return None if entry is None else entry.copy()
+
+    def statuses(self) -> list[DeviceModelStatus]:
+        """Each model's status, with `serving_release_id`: what it serves now, if anything."""
+        with self._lock:
+            out = []
+            for name in sorted(self._status):
+                entry = self._status[name].copy()
+                active = self._active.get(name)
+                entry["serving_release_id"] = active.current.release_id if active else None
+                out.append(entry)
+            return out
 
     def healthy(self) -> bool:
         """False while any model is failed: a corrupt slot, or a release that did not apply."""

@@ -4,25 +4,34 @@ and the golden self-test. onnxruntime is imported here, lazily, when a model loa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from farpoint.core.errors import FarpointError
+
+from .health import InferenceCounter, nearest_rank
 from .payloads import Manifest, TensorSpec
 
 __all__ = [
     "MAX_ROWS",
+    "InferenceFailed",
     "InputError",
     "LoadedModel",
     "SelfTestFailed",
+    "latency_budget",
     "load_model",
     "rows_from_body",
 ]
 
 MAX_ROWS = 10_000
 GOLDEN_TOLERANCE = 1e-4
+LATENCY_SAMPLES = 200
+LATENCY_MAX_S = 0.5
+"""The self-test's latency measure: this many single-row predictions, or this long."""
 _NUMERIC = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32}
 
 
@@ -37,7 +46,24 @@ class InputError(ValueError):
 
 
 class SelfTestFailed(Exception):
-    """The installed model does not reproduce its golden outputs."""
+    """The installed model does not reproduce its golden outputs, or is over its budget."""
+
+
+class InferenceFailed(FarpointError):
+    """The model failed to answer well-formed rows: the release's fault, not the caller's."""
+
+    status = 500
+    code = "inference-failed"
+    title = "Inference failed"
+
+
+def latency_budget(manifest: Manifest, profile: str) -> tuple[str, float] | None:
+    """(the key that applies, its p95 budget in ms): `profile`'s, else `default`'s, else none."""
+    budgets = manifest.get("budgets", {}).get("latency_p95_ms", {})
+    for key in (profile, "default"):
+        if key in budgets:
+            return key, budgets[key]
+    return None
 
 
 def rows_from_body(body: Any) -> list[dict[str, Any]]:
@@ -139,15 +165,33 @@ class LoadedModel:
     session: Any
     label_output: str
     proba_output: str
+    counter: InferenceCounter = field(default_factory=InferenceCounter)
+    """What this release did since it was loaded: the health window reads it."""
 
     @property
     def name(self) -> str:
         return self.manifest["model"]
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Predictions for `rows`; InputError for rows that do not fit the signature (not
+        counted against the release), InferenceFailed when the model itself fails."""
         if not rows:
             return []
         feeds = columns_for(self.manifest["signature"]["inputs"], rows)
+        started = time.perf_counter()
+        try:
+            out = self._run(feeds)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            self.counter.record(time.perf_counter() - started, failed=True)
+            raise InferenceFailed(f"the model failed on these rows: {exc}") from exc
+        self.counter.record(time.perf_counter() - started, failed=False)
+        return out
+
+    def _infer(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Predict without counting (the self-test is not traffic)."""
+        return self._run(columns_for(self.manifest["signature"]["inputs"], rows))
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         labels, probas = self.session.run([self.label_output, self.proba_output], feeds)
         classes = [str(c) for c in self.manifest["classes"]]
         out: list[dict[str, Any]] = []
@@ -162,13 +206,15 @@ class LoadedModel:
             )
         return out
 
-    def self_test(self) -> None:
-        """Raise SelfTestFailed unless the golden rows reproduce the golden outputs."""
+    def self_test(self, profile: str) -> None:
+        """Raise SelfTestFailed unless the golden rows reproduce the golden outputs and,
+        where the release has a latency budget for `profile` (or a default one), their
+        single-row p95 latency is within it."""
         golden = self.manifest["golden"]
         if not golden["rows"]:
             raise SelfTestFailed("the manifest carries no golden rows")
         try:
-            got = self.predict(golden["rows"])
+            got = self._infer(golden["rows"])
         except (InputError, Exception) as exc:
             raise SelfTestFailed(f"golden rows do not run: {exc}") from exc
         classes = [str(c) for c in self.manifest["classes"]]
@@ -188,6 +234,43 @@ class LoadedModel:
                         f"golden row {i}: probability of class {c} is {have:.6f}, "
                         f"expected {float(want):.6f} (tolerance {GOLDEN_TOLERANCE})"
                     )
+        budget = latency_budget(self.manifest, profile)
+        if budget is None:
+            return
+        key, limit_ms = budget
+        p95, samples = self.single_row_p95_ms()
+        if p95 > limit_ms:
+            which = (
+                f"hardware profile {profile}"
+                if key == profile
+                else (f"the default (no budget for hardware profile {profile})")
+            )
+            raise SelfTestFailed(
+                f"latency p95 of {p95:.3f} ms over {samples} single-row predictions of the "
+                f"golden rows is over the budget of {limit_ms} ms for {which}"
+            )
+
+    def single_row_p95_ms(
+        self, max_samples: int = LATENCY_SAMPLES, max_s: float = LATENCY_MAX_S
+    ) -> tuple[float, int]:
+        """p95 (nearest rank) of single-row predictions cycling over the golden rows, after
+        one warm-up pass: `max_samples` of them, or as many as fit in `max_s` (at least one)."""
+        rows = self.manifest["golden"]["rows"]
+        for row in rows:
+            self._infer([row])
+        times: list[float] = []
+        deadline = time.perf_counter() + max_s
+        while len(times) < max_samples:
+            row = rows[len(times) % len(rows)]
+            started = time.perf_counter()
+            self._infer([row])
+            finished = time.perf_counter()
+            times.append((finished - started) * 1000.0)
+            if finished >= deadline:
+                break
+        p95 = nearest_rank(times, 95)
+        assert p95 is not None
+        return p95, len(times)
 
 
 def _pick(names: list[str], wanted: str, index: int) -> str:

@@ -21,6 +21,7 @@ import urllib3
 
 from farpoint.core import digest
 
+from .bandwidth import TokenBucket, read_size
 from .client import DeviceClient, LinkDown, _check
 from .payloads import Manifest, PayloadError, parse_manifest
 from .state import CurrentRelease, atomic_write, fsync_dir
@@ -31,7 +32,10 @@ __all__ = [
     "ReleaseRejected",
     "VerifiedRelease",
     "blob_path",
+    "check_free_disk",
+    "discard_slot",
     "fetch_model",
+    "free_bytes",
     "inactive_slot",
     "install",
     "parse_release",
@@ -41,8 +45,11 @@ __all__ = [
 SLOTS = ("slot-a", "slot-b")
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
-_CHUNK = 1 << 16
 _HASH_BUFFER = 1 << 20
+DISK_MARGIN_MIN_BYTES = 16 << 20
+DISK_MARGIN_FRACTION = 0.1
+"""What must stay free besides the download: 10 % of its size, and at least 16 MiB
+(the slot's manifest, the journal, TUF metadata, logs, and the filesystem's own needs)."""
 
 
 class ReleaseRejected(Exception):
@@ -138,6 +145,21 @@ def _content_range_start(value: str | None) -> int | None:
         return None
 
 
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def check_free_disk(folder: Path, remaining: int, free: Callable[[Path], int] = free_bytes) -> None:
+    """ReleaseRejected, with the numbers, unless `remaining` bytes plus the margin fit."""
+    margin = max(DISK_MARGIN_MIN_BYTES, int(remaining * DISK_MARGIN_FRACTION))
+    available = free(folder)
+    if remaining + margin > available:
+        raise ReleaseRejected(
+            f"not enough free disk to download the model: it needs {remaining} B plus a "
+            f"margin of {margin} B, and the state directory's filesystem has {available} B free"
+        )
+
+
 def fetch_model(
     client: DeviceClient,
     api_path: str,
@@ -146,13 +168,18 @@ def fetch_model(
     length: int,
     on_downloaded: Callable[[], None] = lambda: None,
     cache_check: CacheCheck | None = None,
+    *,
+    max_bytes_per_s: float | None = None,
+    free: Callable[[Path], int] = free_bytes,
 ) -> Path:
     """The model in the content-addressed cache, each byte read and hashed once.
 
     A cached blob is hashed (or its `cache_check` taken), not fetched again. A download
-    goes to `.<hex>.partial`, resumes with `Range: bytes=N-`, is cut off at `length`
-    (endless data), and enters the cache only when its one digest equals `want`.
-    LinkDown keeps the partial file for the next attempt; a refusal deletes it.
+    first checks the free disk (`check_free_disk`), goes to `.<hex>.partial`, resumes
+    with `Range: bytes=N-`, is paced by `max_bytes_per_s` when given, is cut off at
+    `length` (endless data), and enters the cache only when its one digest equals `want`.
+    LinkDown (and a full disk) keeps the partial file for the next attempt; a refusal
+    of the bytes deletes it.
     """
     try:
         path = blob_path(state_dir, want)
@@ -174,12 +201,15 @@ def fetch_model(
     if offset > length:
         partial.unlink()
         offset = 0
+    if offset < length:
+        check_free_disk(path.parent, length - offset, free)
     if offset:
         _hash_file(partial, h)
     try:
         if offset < length:
             hs = [h]
-            offset = _download(client, api_path, partial, hs, offset, length)
+            bucket = TokenBucket(max_bytes_per_s) if max_bytes_per_s else None
+            offset = _download(client, api_path, partial, hs, offset, length, bucket)
             h = hs[0]
         on_downloaded()
         if offset < length:
@@ -205,8 +235,11 @@ def _download(
     hs: list[hashlib._Hash],
     offset: int,
     length: int,
+    bucket: TokenBucket | None = None,
 ) -> int:
-    """Append the rest of the model to `partial`, hashing it into `hs[0]`; return the size."""
+    """Append the rest of the model to `partial`, hashing it into `hs[0]`; return the size.
+
+    With a `bucket`, each chunk is paid for before it is read further."""
     h = hs[0]
     headers = {"Range": f"bytes={offset}-", "Accept": "*/*"} if offset else {"Accept": "*/*"}
     resp = client.get(api_path, headers=headers, stream=True)
@@ -236,7 +269,7 @@ def _download(
             )
         with open(partial, mode) as f:
             try:
-                for chunk in resp.stream(_CHUNK):
+                for chunk in resp.stream(read_size(bucket.rate if bucket else None)):
                     room = length - offset
                     if len(chunk) > room:
                         raise ReleaseRejected(
@@ -245,6 +278,9 @@ def _download(
                     h.update(chunk)
                     f.write(chunk)
                     offset += len(chunk)
+                    f.flush()  # what arrived survives the agent being killed: resume from it
+                    if bucket is not None:
+                        bucket.take(len(chunk))
             except urllib3.exceptions.HTTPError as exc:
                 f.flush()
                 raise LinkDown(f"download of {api_path} broke off at {offset} B: {exc}") from exc
@@ -278,6 +314,14 @@ def _place(blob: Path, target: Path) -> None:
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(partial, target)
+
+
+def discard_slot(model_dir: Path, slot: str) -> None:
+    """Remove a slot that must never be served (a release refused after it was placed)."""
+    slot_dir = model_dir / slot
+    if slot_dir.exists():
+        shutil.rmtree(slot_dir)
+        fsync_dir(model_dir)
 
 
 def install(model_dir: Path, slot: str, blob: Path, release: VerifiedRelease) -> Path:

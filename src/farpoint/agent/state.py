@@ -12,7 +12,9 @@ Layout under the state directory:
     blobs/.<hex>.partial     a download in progress (resumed with HTTP Range)
     models/<model>/slot-a/   model.onnx, manifest.json (the image repository's bytes)
     models/<model>/slot-b/
-    models/<model>/current.json   which slot is active, its release and digests
+    models/<model>/current.json   which slot is active, its release and digests: the one
+                                  record of what is served
+    models/<model>/journal.json   the update in flight and its health window (journal.py)
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ __all__ = [
     "DeviceIdentity",
     "StateError",
     "atomic_write",
+    "dump_json",
     "fsync_dir",
     "hardware_profile",
+    "hardware_profile_key",
     "load_current",
     "load_identity",
+    "read_json",
+    "remove_current",
     "save_current",
     "save_identity",
 ]
@@ -77,11 +83,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def _dump(doc: Any) -> bytes:
+def dump_json(doc: Any) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError as exc:
@@ -117,11 +123,11 @@ def save_identity(
         "name": identity.name,
         "labels": identity.labels,
     }
-    atomic_write(state_dir / DEVICE_FILE, _dump(doc))
+    atomic_write(state_dir / DEVICE_FILE, dump_json(doc))
 
 
 def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
-    doc = _read_json(state_dir / DEVICE_FILE)
+    doc = read_json(state_dir / DEVICE_FILE)
     try:
         identity = DeviceIdentity(
             device_id=str(doc["device_id"]),
@@ -164,21 +170,13 @@ class CurrentRelease:
             "model_ref": self.model_ref,
         }
 
-
-def save_current(model_dir: Path, current: CurrentRelease) -> None:
-    atomic_write(model_dir / "current.json", _dump(current.to_json()))
-
-
-def load_current(model_dir: Path) -> CurrentRelease | None:
-    path = model_dir / "current.json"
-    if not path.exists():
-        return None
-    doc = _read_json(path)
-    try:
+    @classmethod
+    def from_json(cls, doc: Any) -> CurrentRelease:
+        """ValueError (or KeyError, TypeError) naming what is missing or wrong."""
         slot = str(doc["slot"])
         if slot not in ("slot-a", "slot-b"):
             raise ValueError(f"unknown slot {slot!r}")
-        return CurrentRelease(
+        return cls(
             model=str(doc["model"]),
             slot=slot,
             release_id=int(doc["release_id"]),
@@ -186,6 +184,30 @@ def load_current(model_dir: Path) -> CurrentRelease | None:
             model_digest=str(doc["model_digest"]),
             model_ref=str(doc.get("model_ref", "")),
         )
+
+
+CURRENT_FILE = "current.json"
+
+
+def save_current(model_dir: Path, current: CurrentRelease) -> None:
+    atomic_write(model_dir / CURRENT_FILE, dump_json(current.to_json()))
+
+
+def remove_current(model_dir: Path) -> None:
+    """Serve nothing of this model from now on, durably (the slots stay on disk)."""
+    path = model_dir / CURRENT_FILE
+    if path.exists():
+        path.unlink()
+        fsync_dir(model_dir)
+
+
+def load_current(model_dir: Path) -> CurrentRelease | None:
+    path = model_dir / CURRENT_FILE
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    try:
+        return CurrentRelease.from_json(doc)
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"{path} is incomplete: {exc}") from exc
 
@@ -213,3 +235,11 @@ def hardware_profile() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "onnxruntime": ort_version,
     }
+
+
+HARDWARE_PROFILE_LABEL = "hardware-profile"
+
+
+def hardware_profile_key(labels: dict[str, str]) -> str:
+    """Which latency budget applies here: the `hardware-profile` label, else the architecture."""
+    return labels.get(HARDWARE_PROFILE_LABEL) or platform.machine()

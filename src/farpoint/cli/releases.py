@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from farpoint.cli import render
-from farpoint.cli.params import Json, check_ref
+from farpoint.cli.params import Json, check_ref, parse_pairs
 from farpoint.cli.session import client
 from farpoint.sdk import keystore, publish
 from farpoint.wire.releases import ReleaseOut
@@ -26,6 +26,10 @@ def _show(r: ReleaseOut) -> None:
             ("model digest", r.model_digest),
             ("manifest digest", r.manifest_digest),
             ("evaluation", r.evaluation_id),
+            (
+                "latency budget",
+                ", ".join(f"{k} {v:g} ms" for k, v in r.latency_budget_ms.items()) or "none",
+            ),
             ("signed by key", r.key_id),
             ("created", f"{render.when(r.created_at)} by {r.created_by}"),
         ],
@@ -42,14 +46,37 @@ def release_create(
         int | None,
         typer.Option("--evaluation", help="The passed evaluation to cite; the latest otherwise."),
     ] = None,
+    latency_budget: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--latency-budget",
+            metavar="PROFILE=MS",
+            help="Single-row p95 latency the device's self-test allows on a hardware profile "
+            "(its hardware-profile label or architecture, or default); repeatable.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Package and sign a model version that passed its evaluation."""
-    release = client(ctx).create_release(model, evaluation)
+    budgets = _latency_budgets(latency_budget)
+    release = client(ctx).create_release(model, evaluation, budgets)
     if as_json:
         render.emit_json(release)
         return
     _show(release)
+
+
+def _latency_budgets(values: list[str] | None) -> dict[str, float]:
+    budgets: dict[str, float] = {}
+    for profile, text in parse_pairs(values, "--latency-budget").items():
+        try:
+            budgets[profile] = float(text.removesuffix("ms").strip())
+        except ValueError:
+            raise typer.BadParameter(
+                f"{text!r} is not a number of milliseconds; write PROFILE=MS, such as x86_64=2.5",
+                param_hint="--latency-budget",
+            ) from None
+    return budgets
 
 
 @release_app.command("list")

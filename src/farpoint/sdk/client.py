@@ -162,9 +162,23 @@ class Client(
         return self._one(EvaluationOut, "GET", f"evaluations/{segment(evaluation_id)}")
 
     # -- releases -------------------------------------------------------------------------
-    def create_release(self, model_ref: str, evaluation_id: int | None = None) -> ReleaseOut:
-        """Package and sign a model version that passed its evaluation."""
-        body = ReleaseCreate(model=model_ref, evaluation_id=evaluation_id)
+    def create_release(
+        self,
+        model_ref: str,
+        evaluation_id: int | None = None,
+        latency_budget_ms: Mapping[str, float] | None = None,
+    ) -> ReleaseOut:
+        """Package and sign a model version that passed its evaluation.
+
+        `latency_budget_ms` maps hardware profiles (a device's `hardware-profile` label or
+        its architecture, or `default`) to the single-row p95 latency in milliseconds the
+        device's self-test allows before it switches to the release.
+        """
+        body = ReleaseCreate(
+            model=model_ref,
+            evaluation_id=evaluation_id,
+            latency_budget_ms=dict(latency_budget_ms or {}),
+        )
         return self._one(ReleaseOut, "POST", "releases", json=_body(body))
 
     def list_releases(self) -> list[ReleaseOut]:

@@ -84,6 +84,51 @@ def _train(seed: int) -> OnnxModel:
     return OnnxModel(data, names, rows, [int(v) for v in labels], probas.tolist())
 
 
+def failing_model(base: OnnxModel, f0_limit: float = 100.0) -> OnnxModel:
+    """`base`, but onnxruntime fails (an out-of-bounds Gather) on rows whose f0 is over
+    `f0_limit`: it passes its golden self-test and fails real traffic."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx.load_from_string(base.data)
+    g = graph.graph
+    for node in g.node:
+        for i, out in enumerate(node.output):
+            if out == "probabilities":
+                node.output[i] = "probabilities_raw"
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([f0_limit], np.float32), "fp_limit"),
+            numpy_helper.from_array(np.zeros((1,), np.float32), "fp_zero"),
+        ]
+    )
+    g.node.extend(
+        [
+            helper.make_node("Greater", ["f0", "fp_limit"], ["fp_over"]),
+            helper.make_node("Cast", ["fp_over"], ["fp_index"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["fp_zero", "fp_index"], ["fp_pad"], axis=0),
+            helper.make_node("Add", ["probabilities_raw", "fp_pad"], ["probabilities"]),
+        ]
+    )
+    onnx.checker.check_model(graph)
+    return OnnxModel(
+        graph.SerializeToString(), base.inputs, base.rows, base.labels, base.probabilities
+    )
+
+
+def padded_model(base: OnnxModel, extra_bytes: int) -> OnnxModel:
+    """`base` with an unused initializer of `extra_bytes`: the same answers, more bytes."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(base.data)
+    pad = np.random.default_rng(1).random(extra_bytes // 4, dtype=np.float32)
+    graph.graph.initializer.append(numpy_helper.from_array(pad, "padding"))
+    return OnnxModel(
+        graph.SerializeToString(), base.inputs, base.rows, base.labels, base.probabilities
+    )
+
+
 @pytest.fixture(scope="session")
 def model_a() -> OnnxModel:
     return _train(0)
@@ -377,6 +422,9 @@ class FakeControlPlane:
     refused: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
+    hold_polls: bool = False
+    """Answer every held poll (wait > 0) 304, as a push that is late: only a poll with
+    wait=0 sees a new desired state."""
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -453,14 +501,22 @@ class FakeControlPlane:
         md.sign(self.k.director)
         return md.to_bytes()
 
-    def deploy(self, *releases: Release, **kwargs: Any) -> None:
-        """The director names `releases` for every device; the desired state changes."""
+    def deploy(
+        self,
+        *releases: Release,
+        rollout_id: int | None = None,
+        health: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """The director names `releases` for every device; the desired state changes (and
+        names `rollout_id` and the `health` window, when given)."""
         with self.cond:
+            # both change under the lock: a held poll wakes once both have
+            self.set_desired(*releases, rollout_id=rollout_id, health=health)
             for device_id in self.devices:
                 data = self.director_metadata(device_id, list(releases), **kwargs)
                 self.director[device_id] = data
                 self.director_history.setdefault(device_id, []).append(data)
-            self.set_desired(*releases)
 
     def serve_director(self, data: bytes, *desired: Release) -> None:
         with self.cond:
@@ -468,7 +524,12 @@ class FakeControlPlane:
                 self.director[device_id] = data
             self.set_desired(*desired)
 
-    def set_desired(self, *releases: Release) -> None:
+    def set_desired(
+        self,
+        *releases: Release,
+        rollout_id: int | None = None,
+        health: dict[str, Any] | None = None,
+    ) -> None:
         with self.cond:
             self.desired = [
                 {
@@ -477,6 +538,8 @@ class FakeControlPlane:
                     "manifest_digest": r.manifest_digest,
                     "model_digest": r.model.digest,
                     "fleet": r.fleet,
+                    "rollout_id": rollout_id,
+                    **({"health": health} if health is not None else {}),
                 }
                 for r in releases
             ]
@@ -498,6 +561,15 @@ class FakeControlPlane:
                 if same and (not out or out[-1] != m["phase"]):
                     out.append(m["phase"])
         return out
+
+    def statuses(self, model: str, release_id: int) -> list[dict[str, Any]]:
+        """Every status of `release_id` reported, oldest first."""
+        return [
+            dict(m)
+            for report in self.reports
+            for m in report["models"]
+            if m["model"] == model and m["release_id"] == release_id
+        ]
 
     def last_status(self, model: str) -> dict[str, Any] | None:
         for report in reversed(self.reports):
@@ -659,7 +731,7 @@ class _Handler(BaseHTTPRequestHandler):
             seen = self.headers.get("If-None-Match")
             with cp.cond:
                 cp.cond.wait_for(lambda: cp.etag != seen, timeout=min(wait, 60))
-                if cp.etag == seen:
+                if cp.etag == seen or (cp.hold_polls and wait > 0):
                     self._empty(304)
                     return
                 doc = {"device_id": device_id, "etag": cp.etag, "models": list(cp.desired)}

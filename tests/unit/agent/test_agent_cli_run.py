@@ -97,3 +97,19 @@ def test_run_without_enrollment_fails_with_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert b"enroll first" in proc.stderr and proc.stderr.count(b"\n") == 1
+
+
+def test_run_takes_a_positive_bandwidth_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    from farpoint.agent.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["run", "--state-dir", "s", "--max-download-bytes-per-s", "250000"]
+    )
+    assert args.max_download_bytes_per_s == 250000.0
+    assert build_parser().parse_args(["run", "--state-dir", "s"]).max_download_bytes_per_s is None
+    for bad in ("0", "-5", "fast", "inf"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(
+                ["run", "--state-dir", "s", "--max-download-bytes-per-s", bad]
+            )
+        assert "--max-download-bytes-per-s" in capsys.readouterr().err

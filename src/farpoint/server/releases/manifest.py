@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SCHEMA", "build_manifest", "manifest_bytes"]
+__all__ = ["SCHEMA", "build_manifest", "latency_budget_ms", "manifest_bytes"]
 
 SCHEMA = "farpoint.release-manifest/v1"
 
@@ -25,8 +25,11 @@ def build_manifest(
     evaluation_id: int,
     author: str,
     created_at: datetime,
+    latency_budget_ms: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The manifest; `budgets` appears only when the release has one (older manifests,
+    and the devices that read them, stay as they were)."""
+    manifest: dict[str, Any] = {
         "schema": SCHEMA,
         "release_id": release_id,
         "model": model,
@@ -42,6 +45,15 @@ def build_manifest(
         "author": author,
         "created_at": created_at.isoformat(),
     }
+    if latency_budget_ms:
+        manifest["budgets"] = {"latency_p95_ms": dict(sorted(latency_budget_ms.items()))}
+    return manifest
+
+
+def latency_budget_ms(manifest: dict[str, Any]) -> dict[str, float]:
+    """The manifest's latency budget per hardware profile; empty when it has none."""
+    budgets = manifest.get("budgets") or {}
+    return dict(budgets.get("latency_p95_ms") or {})
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

@@ -12,7 +12,7 @@ from farpoint.server.blobs.store import BlobStore
 from farpoint.server.evaluations import repository as evaluation_repo
 from farpoint.server.models import repository as model_repo
 from farpoint.server.models import service as models
-from farpoint.server.releases.manifest import build_manifest, manifest_bytes
+from farpoint.server.releases.manifest import build_manifest, latency_budget_ms, manifest_bytes
 from farpoint.server.releases.tables import Release
 from farpoint.wire.releases import ReleaseCreate, ReleaseOut
 
@@ -29,6 +29,7 @@ def release_out(s: Session, r: Release) -> ReleaseOut:
         manifest_digest=r.manifest_digest,
         evaluation_id=r.evaluation_id,
         key_id=r.key_id,
+        latency_budget_ms=latency_budget_ms(r.manifest),
         manifest=r.manifest,
         envelope=r.envelope,
         created_by=r.created_by,
@@ -91,6 +92,7 @@ def create_release(
         evaluation_id=evaluation.id,
         author=mv.created_by,
         created_at=now,
+        latency_budget_ms=body.latency_budget_ms,
     )
     payload = manifest_bytes(manifest)
     release.manifest = manifest
