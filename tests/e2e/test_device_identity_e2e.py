@@ -9,6 +9,7 @@ import os
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -175,7 +176,8 @@ def test_a_push_brings_a_rollout_to_an_agent_that_barely_polls(
     home = tmp_path / "server"
     app, admin = _prepare(home)
     release = release_of(app)
-    server, url = start_server(home, _env(home, FARPOINT_MQTT_URL=MQTT_URL), console=False)
+    broker = f"{MQTT_URL.rstrip('/')}/e2e-{uuid.uuid4().hex[:12]}"  # topics of its own
+    server, url = start_server(home, _env(home, FARPOINT_MQTT_URL=broker), console=False)
     children.append(server)
     ops = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=30)
     token = ops.post("/api/v1/enrollment-tokens", json={}).json()["token"]
@@ -190,7 +192,7 @@ def test_a_push_brings_a_rollout_to_an_agent_that_barely_polls(
         state,
         poll_wait=0,
         heartbeat_s=600,
-        extra_args=["--poll-interval", "600", "--mqtt-url", MQTT_URL, "--log-level", "DEBUG"],
+        extra_args=["--poll-interval", "600", "--mqtt-url", broker, "--log-level", "DEBUG"],
     )
     children.append(agent)
     _wait("the push listener", lambda: "listening for sync pushes" in agent.tail(200), agent)

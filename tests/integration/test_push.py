@@ -7,6 +7,7 @@ import dataclasses
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,19 +15,17 @@ import pytest
 from release_fixtures import enroll_device, enrollment_token, make_release
 
 from conftest import bearer
-from farpoint.core.push import ALL_TOPIC, parse_broker_url, sync_topic
+from farpoint.core.push import all_topic, parse_broker_url, sync_topic
 
 MQTT_URL = os.environ.get("FARPOINT_TEST_MQTT_URL", "")
 pytestmark = [
     pytest.mark.timeout(60),
-    # one worker runs every test that uses the shared broker, so none sees another's pushes
-    pytest.mark.xdist_group("mqtt"),
     pytest.mark.skipif(not MQTT_URL, reason="FARPOINT_TEST_MQTT_URL is not set; no broker"),
 ]
 
 
 class Subscriber:
-    """Records every message on farpoint/devices/# (a real paho client)."""
+    """Records every message on <prefix>/devices/# (a real paho client)."""
 
     def __init__(self, url: str) -> None:
         import paho.mqtt.client as mqtt
@@ -37,7 +36,8 @@ class Subscriber:
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self._client: Any = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self._client.on_connect = lambda c, *_: c.subscribe("farpoint/devices/#", qos=1)
+        topics = f"{broker.prefix}/devices/#"
+        self._client.on_connect = lambda c, *_: c.subscribe(topics, qos=1)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = self._on_message
         self._client.connect(broker.host, broker.port)
@@ -71,20 +71,32 @@ class Subscriber:
 
 
 @pytest.fixture
-def subscriber() -> Iterator[Subscriber]:
-    sub = Subscriber(MQTT_URL)
+def broker_url() -> str:
+    """The shared test broker under a topic prefix of this test's own: tests running at the
+    same time (other workers, other checkouts) never see each other's pushes."""
+    return f"{MQTT_URL.rstrip('/')}/t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def prefix(broker_url: str) -> str:
+    return parse_broker_url(broker_url).prefix
+
+
+@pytest.fixture
+def subscriber(broker_url: str) -> Iterator[Subscriber]:
+    sub = Subscriber(broker_url)
     yield sub
     sub.close()
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings, broker_url):  # type: ignore[no-untyped-def]
     """The suite's settings with the test broker configured."""
-    return dataclasses.replace(settings, mqtt_url=MQTT_URL)
+    return dataclasses.replace(settings, mqtt_url=broker_url)
 
 
 def test_changes_to_one_device_push_to_its_topic_and_rollouts_broadcast(
-    app, api, token_for, subscriber: Subscriber
+    app, api, token_for, subscriber: Subscriber, prefix: str
 ) -> None:
     push = app.state.ctx.notifier.push
     assert push is not None and push.connected.wait(10)
@@ -100,10 +112,10 @@ def test_changes_to_one_device_push_to_its_topic_and_rollouts_broadcast(
     other = enroll_device(app, api, ops, "bed-2")
 
     assert api.post(f"/api/v1/devices/{pending['device_id']}/approve", headers=bearer(ops))
-    assert subscriber.wait_for(sync_topic(pending["device_id"])) == b""  # no data, a nudge
+    assert subscriber.wait_for(sync_topic(pending["device_id"], prefix)) == b""  # a nudge
     api.post(f"/api/v1/devices/{other.id}/diagnostics", headers=bearer(ops))
-    subscriber.wait_for(sync_topic(other.id))
-    assert ALL_TOPIC not in subscriber.topics()
+    subscriber.wait_for(sync_topic(other.id, prefix))
+    assert all_topic(prefix) not in subscriber.topics()
 
     subscriber.clear()
     release = make_release(app)
@@ -112,9 +124,9 @@ def test_changes_to_one_device_push_to_its_topic_and_rollouts_broadcast(
         "/api/v1/rollouts", json={"fleet": "all", "release_id": release.id}, headers=bearer(mlops)
     )
     assert r.status_code == 201
-    assert subscriber.wait_for(ALL_TOPIC) == b""
+    assert subscriber.wait_for(all_topic(prefix)) == b""
     time.sleep(0.3)  # a broadcast replaces per-device messages: nothing else went out
-    assert subscriber.topics() == [ALL_TOPIC]
+    assert subscriber.topics() == [all_topic(prefix)]
 
 
 def test_a_broker_that_is_down_does_not_stop_the_server(tmp_path, db_url) -> None:

@@ -14,6 +14,7 @@ from rollout_helpers import Clock, fleet, healthy, report
 from typer.testing import CliRunner
 
 import farpoint.cli.main as cli_main
+from conftest import bearer
 from farpoint.sdk import Client
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,11 +36,15 @@ def cli(api, monkeypatch):
     return run
 
 
-def _later(fn, delay_s=0.3):
-    """Run `fn` in a thread after `delay_s`, while the CLI is waiting."""
+def _later(fn, delay_s=0.3, once=None):
+    """Run `fn` in a thread after `delay_s` (and once `once()` holds: bounded), while the
+    CLI is waiting."""
 
     def go():
         time.sleep(delay_s)
+        deadline = time.monotonic() + 30
+        while once is not None and not once() and time.monotonic() < deadline:
+            time.sleep(0.05)
         fn()
 
     worker = threading.Thread(target=go)
@@ -83,6 +88,10 @@ def test_wait_exits_0_1_or_3(app, api, cli, ward):
     release = make_release(app)
     args = ["rollout", "create", "--fleet", "ward", "--release", str(release.id)]
 
+    def exists(rollout_id):
+        # reports made before the CLI created the rollout would count for the one before
+        return lambda: api.get(f"/api/v1/rollouts/{rollout_id}", headers=bearer(mlops)).is_success
+
     r = cli(mlops, *args, "--wait", "--timeout", "0.2", "--json")
     assert r.exit_code == 3, r.output
     assert "is still running after 0.2 s" in r.stderr
@@ -91,7 +100,7 @@ def test_wait_exits_0_1_or_3(app, api, cli, ward):
         for dev in [*devices, canary]:
             healthy(dev, release.id)
 
-    worker = _later(all_healthy)
+    worker = _later(all_healthy, once=exists(2))
     r = cli(mlops, *args, "--wait", "--timeout", "30")
     worker.join()
     assert r.exit_code == 0, r.output
@@ -99,7 +108,8 @@ def test_wait_exits_0_1_or_3(app, api, cli, ward):
     assert "z" in r.stdout
 
     worker = _later(
-        lambda: report(canary, release.id, "failed", error="self-test: latency 9 ms > 2 ms")
+        lambda: report(canary, release.id, "failed", error="self-test: latency 9 ms > 2 ms"),
+        once=exists(3),
     )
     r = cli(mlops, *args, "--canary", "1", "--canary-selector", "ring=canary", "--wait",
             "--timeout", "30", "--json")  # fmt: skip

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from farpoint.core.push import ALL_TOPIC, Broker, parse_broker_url, sync_topic
+from farpoint.core.push import Broker, all_topic, parse_broker_url, sync_topic
 
 __all__ = ["PushListener", "PushUnavailable", "Waker"]
 
@@ -88,7 +88,10 @@ class PushListener:
             self.broker: Broker = parse_broker_url(url)
         except ValueError as exc:
             raise PushUnavailable(str(exc)) from exc
-        self.topics = (sync_topic(device_id), ALL_TOPIC)
+        self.topics = (
+            sync_topic(device_id, self.broker.prefix),
+            all_topic(self.broker.prefix),
+        )
         self._on_push = on_push
         self._client: Any = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,

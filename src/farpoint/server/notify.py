@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from farpoint.core.push import ALL_TOPIC, Broker, parse_broker_url, sync_topic
+from farpoint.core.push import Broker, all_topic, parse_broker_url, sync_topic
 
 __all__ = ["MqttPush", "Notifier"]
 
@@ -153,9 +153,9 @@ class MqttPush:
                 everyone, devices = self._all, self._devices
                 self._all, self._devices = False, set()
             if everyone or len(devices) > self.MAX_DEVICES_PER_BATCH:
-                topics = [ALL_TOPIC]
+                topics = [all_topic(self.broker.prefix)]
             else:
-                topics = [sync_topic(d) for d in sorted(devices)]
+                topics = [sync_topic(d, self.broker.prefix) for d in sorted(devices)]
             for topic in topics:
                 info = self._mqtt.publish(topic, payload=b"", qos=1)
                 if info.rc != 0:

@@ -6,7 +6,13 @@ import pytest
 
 from farpoint.core import keys
 from farpoint.core.key_rotation import rotation_statement, sign_rotation, verify_rotation
-from farpoint.core.push import ALL_TOPIC, BrokerUrlError, parse_broker_url, sync_topic
+from farpoint.core.push import (
+    ALL_TOPIC,
+    BrokerUrlError,
+    all_topic,
+    parse_broker_url,
+    sync_topic,
+)
 
 
 def test_broker_urls_parse_with_defaults_and_credentials() -> None:
@@ -16,12 +22,25 @@ def test_broker_urls_parse_with_defaults_and_credentials() -> None:
     assert (b.host, b.port, b.tls, b.username, b.password) == (
         "broker.example", 9883, True, "bob", "p@ss",
     )  # fmt: skip
-    assert str(b) == "mqtts://bob@broker.example:9883"  # never the password
+    assert str(b) == "mqtts://bob@broker.example:9883/farpoint"  # never the password
     assert parse_broker_url("mqtts://h").port == 8883
+    assert parse_broker_url("mqtt://h:1883/site-a/plant.2").prefix == "site-a/plant.2"
+    assert parse_broker_url("mqtt://h/").prefix == "farpoint"
 
 
 @pytest.mark.parametrize(
-    "url", ["http://h:1883", "mqtt://", "mqtt://h:notaport", "mqtt://h/topic", "h:1883"]
+    "url",
+    [
+        "http://h:1883",
+        "mqtt://",
+        "mqtt://h:notaport",
+        "mqtt://h/a+b",
+        "mqtt://h/a#b",
+        "mqtt://h/a//b",
+        "mqtt://h/1/2/3/4/5",
+        "mqtt://h/t?x=1",
+        "h:1883",
+    ],
 )
 def test_bad_broker_urls_say_what_is_wrong(url: str) -> None:
     with pytest.raises(BrokerUrlError):
@@ -30,7 +49,9 @@ def test_bad_broker_urls_say_what_is_wrong(url: str) -> None:
 
 def test_topics() -> None:
     assert sync_topic("0b5c") == "farpoint/devices/0b5c/sync"
-    assert ALL_TOPIC == "farpoint/devices/all/sync"
+    assert ALL_TOPIC == all_topic() == "farpoint/devices/all/sync"
+    assert sync_topic("0b5c", "site-a") == "site-a/devices/0b5c/sync"
+    assert all_topic("site-a") == "site-a/devices/all/sync"
     for bad in ("", "a/b", "a+", "#"):
         with pytest.raises(ValueError):
             sync_topic(bad)
