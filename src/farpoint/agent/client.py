@@ -1,4 +1,4 @@
-"""The agent's HTTP client: urllib3, every device request signed with the device key.
+"""The agent's HTTP client (`agent/http.py`), every device request signed with the device key.
 
 Plain HTTP is for loopback development only; anything else is HTTPS, verified against the
 CA the enrollment token pinned (`tls-ca.pem` in the state directory) or, when the token
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
-
 from farpoint.core import keys, request_signing
 
+from .http import HttpError, Pool, Response, Timeout
 from .payloads import (
     DesiredState,
     DeviceStatusReport,
@@ -72,7 +71,7 @@ class Decommissioned(ServerError):
     """IT operations decommissioned this device: the server refuses it from now on."""
 
 
-def _problem(resp: urllib3.BaseHTTPResponse) -> tuple[str, dict[str, Any]]:
+def _problem(resp: Response) -> tuple[str, dict[str, Any]]:
     data = resp.data or b""
     try:
         doc = json.loads(data)
@@ -87,11 +86,11 @@ def _problem(resp: urllib3.BaseHTTPResponse) -> tuple[str, dict[str, Any]]:
     return text or (resp.reason or "no detail"), {}
 
 
-def _detail(resp: urllib3.BaseHTTPResponse) -> str:
+def _detail(resp: Response) -> str:
     return _problem(resp)[0]
 
 
-def _check(resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
+def _check(resp: Response, *ok: int) -> None:
     if resp.status in ok:
         return
     detail, problem = _problem(resp)
@@ -102,14 +101,11 @@ def _check(resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
     raise ServerError(resp.status, detail, problem)
 
 
-def _pool(timeout_s: float, ca_pem: bytes | None = None) -> urllib3.PoolManager:
-    # retries are ours (backoff with jitter in the loop), not urllib3's
-    return urllib3.PoolManager(
-        num_pools=2,
-        maxsize=4,
-        retries=False,
-        timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
-        ssl_context=tls_context(ca_pem),
+def _pool(base_url: str, timeout_s: float, ca_pem: bytes | None = None) -> Pool:
+    # retries are ours (backoff with jitter in the loop), but for one retry of a kept-alive
+    # connection the server had closed
+    return Pool(
+        base_url, ssl_context=tls_context(ca_pem), timeout=Timeout(connect=5.0, read=timeout_s)
     )
 
 
@@ -117,16 +113,19 @@ def enroll_request(
     server_url: str, body: EnrollRequest, timeout_s: float = 30.0, ca_pem: bytes | None = None
 ) -> EnrollResponse:
     """POST the enrollment; the one request a device makes before it has an identity."""
-    url = check_server_url(server_url) + API + "/devices/enroll"
+    base = check_server_url(server_url)
+    pool = _pool(base, timeout_s, ca_pem)
     try:
-        resp = _pool(timeout_s, ca_pem).request(
+        resp = pool.request(
             "POST",
-            url,
+            urlsplit(base).path.rstrip("/") + API + "/devices/enroll",
             body=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
-    except urllib3.exceptions.HTTPError as exc:
+    except HttpError as exc:
         raise LinkDown(f"cannot reach {server_url}: {exc}") from exc
+    finally:
+        pool.close()
     _check(resp, 200, 201)
     try:
         return parse_enroll_response(json.loads(resp.data))
@@ -163,7 +162,7 @@ class DeviceClient:
         ca_pem = load_pinned_ca(state_dir) if state_dir is not None else None
         if ca_pem is not None and not self._base.startswith("https://"):
             raise InsecureServer(f"{state_dir} pins a TLS CA but the server URL is not https://")
-        self._http = _pool(timeout_s, ca_pem)
+        self._http = _pool(self._base, timeout_s, ca_pem)
         self.decommissioned: Decommissioned | None = None
         """Set once the server said this device is decommissioned: nothing is sent after."""
 
@@ -201,7 +200,7 @@ class DeviceClient:
         read_timeout_s: float | None = None,
         stream: bool = False,
         key: keys.PrivateKey | None = None,
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Response:
         if self.decommissioned is not None:
             raise self.decommissioned
         target = self._prefix + API + path_and_query
@@ -211,20 +210,24 @@ class DeviceClient:
         all_headers = {"Accept": "application/json", **signed, **(headers or {})}
         if body:
             all_headers["Content-Type"] = "application/json"
-        timeout = urllib3.Timeout(connect=5.0, read=read_timeout_s or self._timeout_s)
+        timeout = Timeout(connect=5.0, read=read_timeout_s or self._timeout_s)
         try:
             return self._http.request(
                 method,
-                self._base + API + path_and_query,
+                target,
                 body=body or None,
                 headers=all_headers,
                 timeout=timeout,
-                preload_content=not stream,
+                preload=not stream,
             )
-        except urllib3.exceptions.HTTPError as exc:
+        except HttpError as exc:
             raise LinkDown(f"{method} {path_and_query}: {exc}") from exc
 
-    def _checked(self, resp: urllib3.BaseHTTPResponse, *ok: int) -> None:
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self._http.close()
+
+    def _checked(self, resp: Response, *ok: int) -> None:
         try:
             _check(resp, *ok)
         except Decommissioned as exc:
@@ -250,7 +253,7 @@ class DeviceClient:
 
     def get(
         self, path_and_query: str, headers: dict[str, str] | None = None, stream: bool = False
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Response:
         """A signed GET of `API + path_and_query`; the caller checks the status."""
         return self._request("GET", path_and_query, headers=headers, stream=stream)
 
@@ -274,7 +277,7 @@ class DeviceClient:
                     data += chunk
                     if len(data) > max_bytes:
                         raise PayloadError(f"{path_and_query} answered over {max_bytes} B")
-            except urllib3.exceptions.HTTPError as exc:
+            except HttpError as exc:
                 raise LinkDown(f"GET {path_and_query} broke off: {exc}") from exc
         finally:
             resp.release_conn()

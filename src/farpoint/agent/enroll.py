@@ -14,15 +14,15 @@ import binascii
 import hashlib
 import json
 import re
-import warnings
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
-
-import urllib3
+from urllib.parse import urlsplit
 
 from farpoint.core import keys
 
 from .client import API, LinkDown, ServerError, enroll_request
+from .http import HttpError, Pool, Timeout
 from .payloads import PayloadError
 from .state import DEVICE_FILE, DeviceIdentity, atomic_write, hardware_profile, save_identity
 from .tls import CA_FILE, InsecureServer, check_server_url
@@ -173,25 +173,29 @@ def enroll_device(
 def fetch_ca(server_url: str, want_sha256: str, timeout_s: float = 30.0) -> bytes:
     """The server's CA certificate, fetched WITHOUT verification (there is nothing to verify
     against yet) and accepted only if it hashes to `want_sha256`, the token's value."""
-    url = check_server_url(server_url) + API + "/tls/ca.pem"
-    if not url.startswith("https://"):
+    base = check_server_url(server_url)
+    if not base.startswith("https://"):
         raise InsecureServer(
             "the enrollment token pins a TLS CA, so the server must be reached over https://"
         )
-    pool = urllib3.PoolManager(
-        retries=False,
-        timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
-        cert_reqs="CERT_NONE",
-        assert_hostname=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        try:
-            resp = pool.request("GET", url, preload_content=False)
-            data = resp.read(MAX_CA_BYTES + 1)
-            resp.release_conn()
-        except urllib3.exceptions.HTTPError as exc:
-            raise LinkDown(f"cannot reach {server_url}: {exc}") from exc
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    pool = Pool(base, ssl_context=unverified, timeout=Timeout(connect=5.0, read=timeout_s))
+    try:
+        resp = pool.request(
+            "GET", urlsplit(base).path.rstrip("/") + API + "/tls/ca.pem", preload=False
+        )
+        data = b""
+        for chunk in resp.stream(1 << 14):
+            data += chunk
+            if len(data) > MAX_CA_BYTES:
+                resp.release_conn()
+                break
+    except HttpError as exc:
+        raise LinkDown(f"cannot reach {server_url}: {exc}") from exc
+    finally:
+        pool.close()
     if resp.status != 200:
         raise ServerError(resp.status, f"GET /tls/ca.pem answered {resp.status}")
     if len(data) > MAX_CA_BYTES:

@@ -46,18 +46,19 @@ class Response:
     @property
     def data(self) -> bytes:
         """The whole body (read on first use)."""
-        if self._data is None:
-            self._data = self.read()
-        return self._data
+        return self.read()
 
     def read(self) -> bytes:
+        """The whole body; read once, then the same bytes again."""
+        if self._data is not None:
+            return self._data
         try:
-            data = self._raw.read()
+            self._data = self._raw.read()
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
             raise HttpError(f"reading the answer failed: {exc}") from exc
         self.release_conn()
-        return data
+        return self._data
 
     def stream(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
         """The body in chunks of at most `chunk_size` bytes; HttpError if it breaks off."""

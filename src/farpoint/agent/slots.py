@@ -17,12 +17,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import urllib3
-
 from farpoint.core import digest
 
 from .bandwidth import TokenBucket, read_size
 from .client import DeviceClient, LinkDown, _check
+from .http import HttpError
 from .payloads import Manifest, PayloadError, parse_manifest
 from .state import CurrentRelease, atomic_write, fsync_dir
 
@@ -281,7 +280,7 @@ def _download(
                     f.flush()  # what arrived survives the agent being killed: resume from it
                     if bucket is not None:
                         bucket.take(len(chunk))
-            except urllib3.exceptions.HTTPError as exc:
+            except HttpError as exc:
                 f.flush()
                 raise LinkDown(f"download of {api_path} broke off at {offset} B: {exc}") from exc
             f.flush()

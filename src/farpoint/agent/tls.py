@@ -45,7 +45,7 @@ def check_server_url(url: str) -> str:
 
 
 def tls_context(ca_pem: bytes | None) -> ssl.SSLContext | None:
-    """Verification against the pinned CA only; None means urllib3's default (system CAs)."""
+    """Verification against the pinned CA only; None means the default (system CAs)."""
     if ca_pem is None:
         return None
     context = ssl.create_default_context(cadata=ca_pem.decode("ascii", errors="replace"))

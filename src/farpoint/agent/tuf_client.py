@@ -12,7 +12,6 @@ import datetime
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import urllib3
 from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata, Root, TargetFile  # type: ignore[attr-defined]
 from tuf.ngclient.config import UpdaterConfig
@@ -20,6 +19,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from .client import API, DeviceClient, LinkDown
+from .http import Response
 from .state import TUF_METADATA_DIR
 
 __all__ = [
@@ -52,7 +52,7 @@ class SignedFetcher(FetcherInterface):
         return self._chunks(resp)
 
     @staticmethod
-    def _chunks(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    def _chunks(resp: Response) -> Iterator[bytes]:
         try:
             yield from resp.stream(_CHUNK)
         finally:
