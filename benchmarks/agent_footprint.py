@@ -4,8 +4,9 @@ process that only loads the same model in ONNX Runtime.
 The agent is the real `farpoint agent run` process (default settings: 30 s long polls,
 10 s heartbeats), enrolled with the agent tests' control plane (a real TUF repository and
 director, in a process of its own), after it verified, installed and self-tested the
-release and serves it. Memory is the sum of VmRSS over the agent's process and all its
-descendants, sampled every second through the idle window (the peak is reported); CPU is
+release and serves it, and once its trust worker (the child process that runs python-tuf
+and the signature checks during a sync) has exited, idle. Memory is the sum of VmRSS over
+the agent's process and all its descendants, sampled every second through the idle window (the peak is reported); CPU is
 the process tree's user+system time over the window's wall time. The baseline process
 imports onnxruntime and opens an InferenceSession on the same model file, nothing else.
 
@@ -36,14 +37,17 @@ def _small_model() -> fakes.OnnxModel:
 
 
 def _tree(pid: int) -> list[int]:
-    """`pid` and every descendant, from /proc."""
+    """`pid` and every living descendant (zombies hold no memory), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            ppid = int(fields[1])
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
@@ -112,8 +116,16 @@ def run(idle_s: float) -> dict[str, float]:
                 if time.monotonic() > deadline or child.proc.poll() is not None:
                     raise RuntimeError(f"the agent did not activate the release:\n{child.tail()}")
                 time.sleep(0.2)
-            time.sleep(5.0)  # let the activation's work settle before the idle window
+            activated = time.monotonic()
             pid = child.proc.pid
+            # Idle means after the sync's work: the trust worker (python-tuf and the
+            # signature checks, in a child process) exits once it has been idle a while.
+            while len(_tree(pid)) > 1:
+                if time.monotonic() - activated > 120:
+                    raise RuntimeError("the agent's trust worker did not exit within 120 s")
+                time.sleep(0.5)
+            worker_exit_s = time.monotonic() - activated
+            time.sleep(2.0)
             samples = []
             cpu_start, wall_start = _cpu_s(_tree(pid)), time.monotonic()
             requests_start = cp.ask("requests")
@@ -138,6 +150,7 @@ def run(idle_s: float) -> dict[str, float]:
         "overhead_mb": round(rss - baseline, 1),
         "cpu_percent": round(100.0 * cpu / wall, 3),
         "requests_to_server": requests,
+        "trust_worker_exited_after_s": round(worker_exit_s, 1),
     }
 
 
@@ -154,6 +167,7 @@ def main() -> None:
     print(f"  overhead of the agent:                      {r['overhead_mb']} MB")
     print(f"  CPU, share of one core:                     {r['cpu_percent']} %")
     print(f"  requests to the control plane while idle:   {r['requests_to_server']}")
+    print(f"  (the trust worker exited {r['trust_worker_exited_after_s']} s after activation)")
     if args.json:
         print(json.dumps(r))
 

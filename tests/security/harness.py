@@ -518,7 +518,13 @@ class World:
             poll_wait=2,
             heartbeat_s=2,
             env=self.agent_env(),
-            extra_args=["--trust-clock-offset-file", str(self.clock_file(device))],
+            extra_args=[
+                "--trust-clock-offset-file",
+                str(self.clock_file(device)),
+                # the attacks change what the server serves without a rollout: look often
+                "--resync-s",
+                "2",
+            ],
         )
         self.children.append(child)
         d.agent, d.port = child, port

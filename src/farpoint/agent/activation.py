@@ -34,8 +34,7 @@ from .slots import (
 from .state import CurrentRelease, StateError, load_current, remove_current, save_current
 
 if TYPE_CHECKING:
-    from .delivery import Delivery
-    from .director import DirectedRelease
+    from .trusted import DirectedRelease, TrustedDelivery
 
 __all__ = ["Activation"]
 
@@ -156,7 +155,7 @@ class Activation:
     def apply(
         self,
         d: DirectedRelease,
-        delivery: Delivery,
+        delivery: TrustedDelivery,
         desired: DesiredModel | None,
         *,
         max_bytes_per_s: float | None = None,
@@ -197,7 +196,7 @@ class Activation:
         self._phase(model, release_id, "installing", rollout_id)
         with self._lock:
             self._switch(model_dir, trusted.release, blob, health)
-        approvers = ", ".join(trusted.verdict.approvers) or "nobody"
+        approvers = ", ".join(trusted.approvers) or "nobody"
         log.info(
             "activated %s release %d (approved by %s); health window of %d s",
             model, release_id, approvers, health["window_s"],

@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="limit model downloads to N bytes per second on average (default: no limit)",
     )
     r.add_argument(
+        "--resync-s",
+        type=_positive_number,
+        default=300.0,
+        metavar="S",
+        help="re-read the image repository and the director this often even when the "
+        "desired state did not change (default 300)",
+    )
+    r.add_argument(
+        "--trust-in-process",
+        action="store_true",
+        help="verify in the agent's own process instead of a short-lived trust worker "
+        "(python-tuf then stays in the agent's memory)",
+    )
+    r.add_argument(
         "--trust-clock-offset-file",
         type=Path,
         help="testing only: a file holding seconds to add to the clock that judges metadata "
@@ -190,6 +204,8 @@ def _run(args: argparse.Namespace) -> int:
             poll_wait_s=args.poll_wait,
             heartbeat_s=args.heartbeat_s,
             parent_pid=args.parent_pid,
+            trust_worker=not args.trust_in_process,
+            resync_s=args.resync_s,
             trust_clock=(
                 OffsetClock(args.trust_clock_offset_file) if args.trust_clock_offset_file else None
             ),

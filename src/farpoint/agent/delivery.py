@@ -17,7 +17,6 @@ import datetime
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,15 +24,17 @@ from farpoint.core import oms, trust_policy
 from farpoint.core.errors import SignatureError
 
 from .client import DeviceClient, ServerError
-from .director import DirectedRelease, DirectorMetadata, DirectorRefused, verify_director
+from .director import DirectorRefused, verify_director
 from .slots import (
-    CacheCheck,
     ReleaseRejected,
-    VerifiedRelease,
-    blob_path,
-    fetch_model,
-    free_bytes,
     parse_release,
+)
+from .trusted import (
+    DirectedRelease,
+    DirectorMetadata,
+    ModelFetch,
+    SyncRefused,
+    TrustedRelease,
 )
 from .tuf_client import ImageRepository, RepositoryRefused
 
@@ -48,18 +49,7 @@ POLICY_PATH = "trust/policy.json"
 _FLEET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
-class SyncRefused(Exception):
-    """The director metadata or the image repository was refused as a whole."""
-
-
-@dataclass(frozen=True)
-class TrustedRelease:
-    directed: DirectedRelease
-    release: VerifiedRelease
-    verdict: trust_policy.PolicyVerdict
-
-
-class Delivery:
+class Delivery(ModelFetch):
     def __init__(
         self,
         client: DeviceClient,
@@ -78,6 +68,11 @@ class Delivery:
 
     def _now(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self._clock(), datetime.UTC)
+
+    @property
+    def synced(self) -> bool:
+        """Whether `sync` refreshed the image repository in this process yet."""
+        return self._repo is not None
 
     @property
     def repo(self) -> ImageRepository:
@@ -171,7 +166,7 @@ class Delivery:
             )
         verdict = self.check_policy(d, payload)
         self.check_model_signature(d)
-        return TrustedRelease(d, release, verdict)
+        return TrustedRelease(d, release, tuple(verdict.approvers))
 
     def check_model_signature(self, d: DirectedRelease) -> None:
         """The release manager's OpenSSF Model Signing bundle must cover these model bytes.
@@ -242,39 +237,3 @@ class Delivery:
         if not verdict.ok:
             raise ReleaseRejected(f"trust policy not met: {verdict.summary()}")
         return verdict
-
-    def check_cache(self, d: DirectedRelease) -> CacheCheck | None:
-        """Start hashing the model's blob if the cache holds one (see CacheCheck)."""
-        try:
-            path = blob_path(self._state_dir, d.model_digest)
-        except ValueError:
-            return None
-        return CacheCheck(path) if path.exists() else None
-
-    def fetch_model(
-        self,
-        d: DirectedRelease,
-        on_downloaded: Callable[[], None],
-        cache_check: CacheCheck | None = None,
-        *,
-        max_bytes_per_s: float | None = None,
-        free: Callable[[Path], int] = free_bytes,
-    ) -> Path:
-        """The model bytes, downloaded (or read from the cache) and hashed once.
-
-        The one digest is compared with `d.model_digest`, which verify_release proved
-        equal to the image repository's target hash and the manifest's model_digest.
-        A download needs the free disk `check_free_disk` asks for and is paced by
-        `max_bytes_per_s`.
-        """
-        return fetch_model(
-            self._client,
-            self.repo.target_api_path(d.model_path),
-            self._state_dir,
-            d.model_digest,
-            d.model_length,
-            on_downloaded,
-            cache_check,
-            max_bytes_per_s=max_bytes_per_s,
-            free=free,
-        )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import CanonicalJSONSerializer
 
 from .state import StateError, atomic_write
+from .trusted import DirectedRelease, DirectorMetadata
 
 __all__ = [
     "DEVICE_FIELD",
@@ -43,36 +43,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 class DirectorRefused(Exception):
     """The director metadata is not acceptable; the message says why."""
-
-
-@dataclass(frozen=True)
-class DirectedRelease:
-    """One model's release as the director names it."""
-
-    model: str
-    release_id: int
-    fleet: str
-    manifest_path: str
-    manifest_length: int
-    manifest_sha256: str
-    model_path: str
-    model_sha256: str
-    model_length: int
-
-    @property
-    def manifest_digest(self) -> str:
-        return "sha256:" + self.manifest_sha256
-
-    @property
-    def model_digest(self) -> str:
-        return "sha256:" + self.model_sha256
-
-
-@dataclass(frozen=True)
-class DirectorMetadata:
-    version: int
-    expires: datetime.datetime
-    releases: tuple[DirectedRelease, ...]
 
 
 def _director_keys(root: Root) -> tuple[list[str], int]:

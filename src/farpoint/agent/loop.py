@@ -28,10 +28,11 @@ from .slots import ReleaseRejected, free_bytes
 from .state import StateError, atomic_write, hardware_profile_key, load_identity
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, pack_windows, rss_bytes
 from .tls import load_pinned_ca
+from .trust import TrustWorker, WorkerDelivery
+from .trusted import SyncRefused, TrustedDelivery
 
 if TYPE_CHECKING:
-    from .delivery import Delivery
-    from .director import DirectedRelease
+    from .trusted import DirectedRelease
 
 __all__ = ["MAX_REPORT_BYTES", "Agent", "Backoff"]
 
@@ -108,6 +109,8 @@ class Agent:
         mqtt_url: str | None = None,
         max_download_bytes_per_s: float | None = None,
         free_disk: Callable[[Path], int] = free_bytes,
+        trust_worker: bool | TrustWorker = False,
+        resync_s: float = 300.0,
     ) -> None:
         """`clock` signs requests and times health windows; `trust_clock` (default:
         `clock`) judges metadata expiry.
@@ -116,7 +119,10 @@ class Agent:
         at once (with `poll_wait_s` 0 and a push channel, polls can be rare). `mqtt_url`:
         listen for sync pushes there (paho-mqtt imported only then).
         `max_download_bytes_per_s` limits model downloads; `free_disk` tells the free bytes
-        of a folder's filesystem (a test may shrink it).
+        of a folder's filesystem (a test may shrink it). `trust_worker`: verify in the
+        trust worker process (`farpoint agent run` does) rather than in this one.
+        `resync_s`: how often the image repository and the director are re-read when the
+        desired state has not changed.
         """
         if max_download_bytes_per_s is not None and not max_download_bytes_per_s > 0:
             raise ValueError(
@@ -156,7 +162,12 @@ class Agent:
         self._started = time.monotonic()
         self._etag: str | None = None
         self._desired: DesiredState | None = None
-        self._delivery: Delivery | None = None
+        self._delivery: TrustedDelivery | None = None
+        if isinstance(trust_worker, TrustWorker):
+            self._worker: TrustWorker | None = trust_worker
+        else:
+            self._worker = TrustWorker(state_dir) if trust_worker else None
+        self._resync_s = max(MIN_RESYNC_S, resync_s)
         self._directed: tuple[DirectedRelease, ...] = ()
         self._director_version = 0
         self._last_trust_sync: float | None = None
@@ -223,6 +234,8 @@ class Agent:
         self.waker.wake()
         if self._push is not None:
             self._push.stop()
+        if self._worker is not None:
+            self._worker.close()
         self._api.stop()
         for t in self._threads:
             t.join(timeout=1.0)
@@ -289,8 +302,7 @@ class Agent:
     def _resync_due(self) -> bool:
         if self._last_trust_sync is None:
             return True
-        period = max(MIN_RESYNC_S, float(self._poll_wait_s))
-        return time.monotonic() - self._last_trust_sync >= period
+        return time.monotonic() - self._last_trust_sync >= self._resync_s
 
     def sync_once(self, wait_s: int) -> None:
         """One poll, a trust re-sync when due, and the work it brings.
@@ -322,16 +334,8 @@ class Agent:
 
     def trust_sync(self) -> None:
         """Refresh the image repository and the director metadata; refusals are reported."""
-        from .delivery import Delivery, SyncRefused
-
         if self._delivery is None:
-            self._delivery = Delivery(
-                self.client,
-                self.state_dir,
-                self.identity.server_url,
-                self.identity.device_id,
-                self._trust_clock,
-            )
+            self._delivery = self._make_delivery()
         self._last_trust_sync = time.monotonic()
         try:
             director = self._delivery.sync()
@@ -352,6 +356,21 @@ class Agent:
             log.info("director metadata version %d accepted", director.version)
         self._director_version = director.version
         self._directed = director.releases
+
+    def _make_delivery(self) -> TrustedDelivery:
+        if self._worker is not None:
+            return WorkerDelivery(
+                self.client, self.state_dir, self._worker, self._clock, self._trust_clock
+            )
+        from .delivery import Delivery  # python-tuf's memory, in this process from now on
+
+        return Delivery(
+            self.client,
+            self.state_dir,
+            self.identity.server_url,
+            self.identity.device_id,
+            self._trust_clock,
+        )
 
     def _report_sync_refusal(self, reason: str) -> None:
         """Mark what the server says it wants as failed, with the reason (labels only:

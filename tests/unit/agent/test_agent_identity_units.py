@@ -87,12 +87,15 @@ def test_enrollment_sends_the_execution_providers(
 
 
 def test_the_idle_agent_does_not_import_onnxruntime() -> None:
-    """Only `agent enroll` pays for onnxruntime's import (about 45 MB) to list providers."""
+    """Only `agent enroll` pays for onnxruntime's import (about 45 MB) to list providers;
+    python-tuf, securesystemslib and urllib3 stay in the trust worker."""
     code = (
         "import sys\n"
         "import farpoint.agent.cli, farpoint.agent.loop, farpoint.agent.enroll\n"
         "import farpoint.agent.rotate, farpoint.agent.diagnostics, farpoint.agent.push\n"
-        "print(sorted(m for m in ('onnxruntime', 'paho', 'tuf') if m in sys.modules))\n"
+        "import farpoint.agent.trust, farpoint.agent.activation\n"
+        "heavy = ('onnxruntime', 'paho', 'tuf', 'securesystemslib', 'urllib3')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
