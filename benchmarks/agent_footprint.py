@@ -6,8 +6,9 @@ The agent is the real `farpoint agent run` process (default settings: 30 s long 
 director, in a process of its own), after it verified, installed and self-tested the
 release and serves it, and once its trust worker (the child process that runs python-tuf
 and the signature checks during a sync) has exited, idle. Memory is the sum of VmRSS over
-the agent's process and all its descendants, sampled every second through the idle window (the peak is reported); CPU is
-the process tree's user+system time over the window's wall time. The baseline process
+the agent's process and all its descendants, sampled every second through the idle window
+(the peak is reported); CPU is the process tree's user+system time over the window's wall
+time. The baseline process
 imports onnxruntime and opens an InferenceSession on the same model file, nothing else.
 
     .venv/bin/python benchmarks/agent_footprint.py [--idle-s 60] [--json]
