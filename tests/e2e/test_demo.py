@@ -40,6 +40,12 @@ def test_demo_serves_the_release_on_every_device(tmp_path):
     ):
         assert summary["stages_s"][stage] > 0
     assert summary["lead_time_s"] > 0
+    # A second release over its latency budget: the canary refuses it, the rollout rolls
+    # back, the other device never gets it (and still serves release 1, checked below).
+    guard = summary["guard"]
+    assert guard["release"] == 2 and guard["state"] == "rolled_back"
+    assert guard["canary_refused"] == 1 and guard["others_untouched"] == guard["others"] == 1
+    assert summary["stages_s"]["guard"] > 0
     # Each device's predictions equal scikit-learn's on the same held-out rows.
     assert summary["rows_compared_with_sklearn"] == 400
     assert summary["max_prob_diff_vs_sklearn"] < 1e-5

@@ -42,6 +42,11 @@ ROLE_USERS = {
     "business": "bea",
 }
 MODEL = "deterioration"
+HEALTH_WINDOW_S = 3
+"""Each device watches a new release this long (errors, latency, crashes) before it counts
+as healthy; a real fleet would use minutes."""
+SLOW_BUDGET_MS = 0.001
+"""The single-row latency budget of the demo's second release: no gateway meets it."""
 REVIEWER = "sam"
 """A second data scientist: approvals must come from someone other than the author."""
 
@@ -61,6 +66,7 @@ class DemoResult:
     trace_links: int = 0
     trace_signatures: int = 0
     trace_verified: bool = False
+    guard: dict[str, Any] = field(default_factory=dict)
 
     @property
     def devices_serving(self) -> int:
@@ -83,6 +89,7 @@ class DemoResult:
                 "verified": self.trace_verified,
             },
             "max_prob_diff_vs_sklearn": self.max_prob_diff_vs_sklearn,
+            "guard": self.guard,
             "server": self.base_url,
         }
 
@@ -259,15 +266,29 @@ def run_demo(
                 child.extra["port"] = str(port)
                 child.extra["state_dir"] = str(state_dir)
 
-        with report.stage(result, "rollout", "Roll the release out to every ward"):
+        with report.stage(result, "rollout", "Roll out: one canary ward first, then the rest"):
             itops.create_fleet("all-wards", {"site": "general-hospital"})
-            # No health window: a device is healthy once it serves the release (the demo
-            # shows delivery; `farpoint rollout create --health-window 60s` watches first).
-            rollout = mlops.create_rollout("all-wards", release.id, health={"window_s": 0})
+            rollout = mlops.create_rollout(
+                "all-wards", release.id, **_canary_first(devices, HEALTH_WINDOW_S)
+            )
             final = mlops.wait_rollout(rollout.id, timeout_s=300, poll_s=0.2)
             if final.state != "succeeded":
                 raise DemoFailed(f"rollout {final.id} ended {final.state}: {final.progress}")
+            for batch in final.batches:
+                which = "canary" if batch.index == 0 and len(final.batches) > 1 else "then"
+                report.note(
+                    f"  {which} (batch {batch.index}): {batch.healthy} of {batch.size} device(s) "
+                    f"serving, healthy through a {HEALTH_WINDOW_S} s health window"
+                )
         result.lead_time_s = time.perf_counter() - lead_start
+
+        if devices > 1:
+            with report.stage(
+                result, "guard", "A release too slow for the gateways: the canary stops it"
+            ):
+                result.guard = _guarded_rollout(
+                    mlops, reviewer, signing, root, mv.ref, evaluation.id, devices, report
+                )
 
         with report.stage(result, "verify", "Check every device's predictions"):
             result.devices, diff, rows = _check_devices(
@@ -292,6 +313,66 @@ def run_demo(
         return result
     finally:
         stop_all(children)
+
+
+def _canary_first(devices: int, window_s: int) -> dict[str, Any]:
+    """Rollout settings: one canary device, then every other one (one batch)."""
+    health = {"window_s": window_s, "min_requests": 20}
+    if devices < 2:
+        return {"health": health}
+    return {
+        "strategy": "canary",
+        "canary": {"count": 1},
+        "batches": {"count": 1},
+        "health": health,
+    }
+
+
+def _guarded_rollout(
+    mlops: Any,
+    reviewer: Any,
+    signing: dict[str, Any],
+    root: bytes,
+    model_ref: str,
+    evaluation_id: int,
+    devices: int,
+    report: Reporter,
+) -> dict[str, Any]:
+    """Release the same model with a latency budget no gateway meets; roll it out canary
+    first: the canary's self-test refuses it, the rollout rolls back, the rest never see it."""
+    from farpoint.sdk.publish import publish_release
+
+    slow = mlops.create_release(
+        model_ref, evaluation_id=evaluation_id, latency_budget_ms={"default": SLOW_BUDGET_MS}
+    )
+    reviewer.approve(release_id=slow.id, role="data-scientist", key=signing[REVIEWER])
+    mlops.approve(release_id=slow.id, role="mlops-engineer", key=signing["mo"])
+    publish_release(mlops, slow.id, signing["mo"], root=root)
+    rollout = mlops.create_rollout("all-wards", slow.id, **_canary_first(devices, HEALTH_WINDOW_S))
+    final = mlops.wait_rollout(rollout.id, timeout_s=300, poll_s=0.2)
+    canary = [d for d in final.devices if d.batch == 0]
+    others = [d for d in final.devices if d.batch != 0]
+    refused = [d for d in canary if d.phase == "failed"]
+    untouched = [d for d in others if d.assigned_release_id != slow.id]
+    if final.state not in ("failed", "rolled_back") or not refused:
+        raise DemoFailed(
+            f"rollout {final.id} of the too-slow release {slow.id} ended {final.state}: "
+            f"{final.progress}"
+        )
+    for d in refused:
+        report.note(f"  canary {d.device_name} refused release {slow.id}: {escape(d.error or '')}")
+    report.note(
+        f"  rollout {final.id} {final.state}; {len(untouched)} other device(s) never got "
+        f"release {slow.id} and keep serving the release before it"
+    )
+    return {
+        "release": slow.id,
+        "rollout": final.id,
+        "state": final.state,
+        "canary_refused": len(refused),
+        "others_untouched": len(untouched),
+        "others": len(others),
+    }
 
 
 class DemoFailed(RuntimeError):
@@ -434,6 +515,13 @@ def _print_summary(report: Reporter, result: DemoResult) -> None:
         f"held-out rows match scikit-learn within {result.max_prob_diff_vs_sklearn:.1e}"
     )
     c.print("Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items()))
+    if result.guard:
+        g = result.guard
+        c.print(
+            f"A canary caught release {g['release']} (over its latency budget): rollout "
+            f"{g['rollout']} {g['state']}, {g['others_untouched']} of {g['others']} other "
+            f"devices never got it (see it: farpoint rollout show {g['rollout']})"
+        )
     if result.devices:
         c.print(
             f"Chain of custody from {result.devices[0]['name']} back to the raw rows: "
