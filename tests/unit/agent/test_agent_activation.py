@@ -33,6 +33,7 @@ def start_agent(enrolled: Path, clock: Clock) -> Iterator[AgentFactory]:
     agents: list[Agent] = []
 
     def start(state_dir: Path = enrolled, **kwargs: Any) -> Agent:
+        kwargs.setdefault("resync_s", 1.0)  # re-read the director every second, as a test may need
         agent = Agent(state_dir, poll_wait_s=1, heartbeat_s=0.5, clock=clock, **kwargs)
         agent.start()
         agents.append(agent)

@@ -34,7 +34,7 @@ def start_agent(enrolled: Path, clock: Clock) -> Iterator[AgentFactory]:
     agents: list[Agent] = []
 
     def start() -> Agent:
-        agent = Agent(enrolled, poll_wait_s=1, heartbeat_s=0.5, clock=clock)
+        agent = Agent(enrolled, poll_wait_s=1, heartbeat_s=0.5, clock=clock, resync_s=1.0)
         agent.start()
         agents.append(agent)
         return agent
@@ -162,8 +162,27 @@ def test_the_same_refused_release_is_not_retried_in_a_tight_loop(
     polls = control_plane.count("/api/v1/devices/self/desired-state")
     control_plane.wait_for(lambda c: c.count("/api/v1/devices/self/desired-state") >= polls + 3)
     assert control_plane.count("/api/v1/tuf/image/targets/releases/2/model.onnx") == fetches == 1
-    # the director is still fetched every poll period
+    # the director is still fetched every re-sync period (1 s here)
     assert control_plane.count("/api/v1/tuf/director/targets.json") >= 3
+
+
+def test_an_unchanged_desired_state_does_not_re_read_the_director_every_poll(
+    control_plane: FakeControlPlane, enrolled: Path, clock: Clock, model_a: OnnxModel
+) -> None:
+    """At the default re-sync period a fleet at rest costs the server polls, not a TUF
+    refresh and a director per device per poll."""
+    agent = Agent(enrolled, poll_wait_s=0, heartbeat_s=0.5, clock=clock)
+    agent.start()
+    try:
+        control_plane.wait_for(lambda c: bool(c.devices))
+        control_plane.deploy(control_plane.release(1, model_a))
+        control_plane.wait_for(lambda c: "active" in c.phases("churn", 1))
+        directors = control_plane.count("/api/v1/tuf/director/targets.json")
+        polls = control_plane.count("/api/v1/devices/self/desired-state")
+        control_plane.wait_for(lambda c: c.count("/api/v1/devices/self/desired-state") >= polls + 4)
+        assert control_plane.count("/api/v1/tuf/director/targets.json") == directors
+    finally:
+        agent.close()
 
 
 def test_release_metadata_signed_by_an_unknown_key_is_refused(
