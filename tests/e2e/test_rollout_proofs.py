@@ -455,7 +455,7 @@ def test_a_device_cut_off_through_a_rollout_catches_up_when_it_returns(
     fleet.relay.down()
     try:
         rollout = fleet.mo.create_rollout(
-            FLEET, release, health={"window_s": 1}, pending_timeout_s=3
+            FLEET, release, health={"window_s": 1}, pending_timeout_s=5
         )
         done = fleet.mo.wait_rollout(rollout.id, timeout_s=60, poll_s=0.2)
 
