@@ -19,7 +19,6 @@ from identity_world import env_for as _env
 from identity_world import prepare as _prepare
 from identity_world import release_of
 
-from farpoint.core.push import all_topic, parse_broker_url
 from farpoint.examples.processes import (
     Child,
     farpoint_command,
@@ -212,5 +211,6 @@ def test_a_push_brings_a_rollout_to_an_agent_that_barely_polls(
     elapsed = time.monotonic() - started
     print(f"rollout reached the device {elapsed:.2f} s after it was created (push)")
     assert elapsed < 60  # its next poll was 10 minutes away
-    assert f"sync push on {all_topic(parse_broker_url(broker).prefix)}" in agent.tail(400)
+    prefix = broker.rsplit("/", 1)[1]
+    assert f"sync push on {prefix}/devices/all/sync" in agent.tail(400)
     ops.close()
