@@ -353,6 +353,40 @@ def test_a_silent_device_stops_blocking_its_batch_after_the_pending_timeout(app,
     assert by_name(get(api, mlops, out["id"]))["b"]["timed_out"] is False
 
 
+def test_a_device_counted_out_catches_up_after_the_rollout_ended(app, api, people):
+    """The rollout succeeded without a silent device; when the device comes back and
+    takes the release, the rollout's record of it (row and batch counters) follows it to
+    healthy, and nothing else of the ended rollout changes."""
+    ops, mlops = people
+    clock = Clock(app)
+    a, b = _devices(app, api, ops, "a", "b")
+    release, other = make_release(app), make_release(app)
+    fleet(api, mlops, "all")
+    out = started(api, mlops, "all", release.id, pending_timeout_s=600, health={"window_s": 60})
+    healthy(a, release.id, out["id"])
+    clock.advance(601)
+    tick(app)
+    done = get(api, mlops, out["id"])
+    assert done["state"] == "succeeded" and by_name(done)["b"]["timed_out"] is True
+    assert done["batches"][0] == {**done["batches"][0], "healthy": 1, "timed_out": 1}
+
+    report(b, other.id, "downloading")  # about another release: says nothing of this one
+    assert by_name(get(api, mlops, out["id"]))["b"]["phase"] == "pending"
+    report(b, release.id, "downloading", rollout_id=out["id"])
+    row = by_name(get(api, mlops, out["id"]))["b"]
+    assert (row["phase"], row["timed_out"]) == ("downloading", False)
+    report(b, release.id, "active", rollout_id=out["id"], serving=release.id)
+    assert by_name(get(api, mlops, out["id"]))["b"]["healthy"] is False  # in its window
+    healthy(b, release.id, out["id"])
+    after = get(api, mlops, out["id"])
+    assert by_name(after)["b"] == {**by_name(after)["b"], "phase": "active", "healthy": True}
+    assert after["batches"][0] == {**after["batches"][0], "healthy": 2, "timed_out": 0}
+    assert (after["state"], after["finished_at"]) == ("succeeded", done["finished_at"])
+    # settled, its row no longer moves: a later release does not undo it
+    report(b, other.id, "downloading")
+    assert by_name(get(api, mlops, out["id"]))["b"]["phase"] == "active"
+
+
 def test_a_device_in_its_health_window_gets_the_window_on_top_of_the_timeout(app, api, people):
     ops, mlops = people
     clock = Clock(app)

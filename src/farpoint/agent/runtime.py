@@ -213,6 +213,12 @@ class LoadedModel:
         golden = self.manifest["golden"]
         if not golden["rows"]:
             raise SelfTestFailed("the manifest carries no golden rows")
+        n_rows, n_labels, n_probs = (len(golden[k]) for k in ("rows", "labels", "probabilities"))
+        if not n_rows == n_labels == n_probs:
+            raise SelfTestFailed(
+                f"the manifest's golden vectors have {n_rows} rows, {n_labels} labels and "
+                f"{n_probs} probability rows"
+            )
         try:
             got = self._infer(golden["rows"])
         except (InputError, Exception) as exc:

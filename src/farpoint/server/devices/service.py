@@ -203,6 +203,9 @@ def device_outs(
                 release_id=st.release_id,
                 phase=st.phase,
                 error=st.error,
+                committed=st.committed,
+                serving_release_id=st.serving_release_id,
+                rollout_id=st.rollout_id,
                 updated_at=st.updated_at,
             )
         )
@@ -327,6 +330,9 @@ def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: d
         row.release_id = m.release_id
         row.phase = m.phase
         row.error = m.error
+        row.committed = m.committed
+        row.serving_release_id = history.serving_release(m)[1]
+        row.rollout_id = m.rollout_id
         row.updated_at = now
     s.flush()
     telemetry_service.store(s, device_id, report.telemetry, report.dropped_telemetry, now)

@@ -69,6 +69,13 @@ class DeviceModelState(Base):
     """As reported by the device; not a foreign key, a device may name a release it kept."""
     phase: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    committed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """The release passed its health window on the device."""
+    serving_release_id: Mapped[int | None]
+    """What the device serves of the model (differs from release_id after a rollback);
+    None when it serves nothing, or did not say."""
+    rollout_id: Mapped[int | None]
+    """The rollout the device named for the release (echoed from its desired state)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -56,12 +56,10 @@ def check_onnx(data: bytes, meta: ModelVersionMeta, tolerance: float) -> None:
     golden = meta.golden
     if not golden.rows:
         raise ValidationFailed("golden vectors are required for the device self-test")
+    _check_golden_like_a_device(meta)
     feed: dict[str, Any] = {}
     for spec in meta.signature.inputs:
-        try:
-            values = [row[spec.name] for row in golden.rows]
-        except KeyError as exc:
-            raise ValidationFailed(f"a golden row lacks input {spec.name!r}") from exc
+        values = [row[spec.name] for row in golden.rows]
         dtype = object if spec.dtype == "string" else np.dtype(spec.dtype)
         feed[spec.name] = np.array(values, dtype=dtype).reshape(len(values), 1)
     labels, probs = sess.run(["label", "probabilities"], feed)
@@ -70,11 +68,66 @@ def check_onnx(data: bytes, meta: ModelVersionMeta, tolerance: float) -> None:
             "the model does not reproduce its golden labels: "
             f"expected {golden.labels}, got {[_plain(x) for x in labels]}"
         )
-    diff = float(np.max(np.abs(np.asarray(probs) - np.asarray(golden.probabilities))))
-    if diff > tolerance:
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or probs.shape[1] != len(meta.classes):
+        raise ValidationFailed(
+            f"the model outputs probabilities of shape {list(probs.shape)} for "
+            f"{len(meta.classes)} classes {meta.classes}"
+        )
+    diff = float(np.max(np.abs(probs - np.asarray(golden.probabilities))))
+    if not diff <= tolerance:  # NaN anywhere: no device could reproduce it
         raise ValidationFailed(
             f"the model does not reproduce its golden probabilities (max difference {diff:.3g})"
         )
+
+
+def _fits(dtype: str, value: Any) -> bool:
+    """The device's rule for a value of an input (farpoint.agent.runtime)."""
+    if dtype == "string":
+        return isinstance(value, str)
+    if dtype == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if dtype in ("int64", "int32"):
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+def _check_golden_like_a_device(meta: ModelVersionMeta) -> None:
+    """Refuse golden vectors a device's self-test would refuse whatever the model does:
+    rows that are not exactly the signature's inputs with values of their types, a label
+    and a probability per class for every row, distinct class names."""
+    golden = meta.golden
+    n = len(golden.rows)
+    if len(golden.labels) != n or len(golden.probabilities) != n:
+        raise ValidationFailed(
+            f"golden vectors need a label and a row of probabilities per golden row: {n} "
+            f"rows, {len(golden.labels)} labels, {len(golden.probabilities)} probability rows"
+        )
+    names = [str(c) for c in meta.classes]
+    if len(set(names)) != len(names):
+        raise ValidationFailed(f"classes {meta.classes} name a class twice")
+    inputs = {spec.name: spec.dtype for spec in meta.signature.inputs}
+    for i, row in enumerate(golden.rows):
+        unknown = sorted(set(row) - set(inputs))
+        if unknown:
+            raise ValidationFailed(
+                f"golden row {i} has field {unknown[0]!r}, which is not an input of the model"
+            )
+        for name, dtype in inputs.items():
+            if name not in row:
+                raise ValidationFailed(f"golden row {i} lacks input {name!r}")
+            if not _fits(dtype, row[name]):
+                raise ValidationFailed(
+                    f"golden row {i}: input {name!r} is {dtype}, got "
+                    f"{type(row[name]).__name__} {row[name]!r}"
+                )
+        if len(golden.probabilities[i]) != len(names):
+            raise ValidationFailed(
+                f"golden row {i} has {len(golden.probabilities[i])} probabilities for "
+                f"{len(names)} classes"
+            )
 
 
 def _plain(x: Any) -> Any:

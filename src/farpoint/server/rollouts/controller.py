@@ -139,14 +139,17 @@ def advance(s: Session, rollout: Rollout, now: datetime) -> bool:
 def on_report(
     s: Session, device_id: str, models: Sequence[DeviceModelStatus], now: datetime
 ) -> bool:
-    """Fold one device's status report into the running rollouts that snapshotted it;
-    True when some device's desired state may have changed."""
+    """Fold one device's status report into the running rollouts that snapshotted it,
+    and into ended ones it is still catching up with (their rows and counters follow it;
+    nothing is judged again); True when some device's desired state may have changed."""
     by_model = {m.model: m for m in models}
     changed = False
     for rollout, row in repo.active_rows_for_device(s, device_id):
         m = by_model.get(rollout.model)
         if m is None or row.assigned_release_id is None:
             continue  # nothing about the model, or the device's batch has not started
+        if rollout.state not in repo.ACTIVE_STATES and m.release_id != rollout.to_release_id:
+            continue  # an ended rollout's record only moves forward with its own release
         phase, committed = device_phase(
             rollout.id, rollout.to_release_id, m.release_id, m.phase, m.committed, m.rollout_id
         )

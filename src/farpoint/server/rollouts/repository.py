@@ -88,16 +88,32 @@ def active_rollout_ids(s: Session) -> list[int]:
 
 
 def active_rows_for_device(s: Session, device_id: str) -> list[tuple[Rollout, RolloutDevice]]:
-    """Running or paused rollouts that snapshotted the device, with its row; the rollouts
-    are locked (PostgreSQL) in id order.
+    """The device's rows that its reports still move, with their rollouts: every row of a
+    running or paused rollout, and the unsettled rows of an ended rollout that still
+    assigns the device its release (a device that was counted out, or was still on its
+    way, when the rollout ended: it catches up later). The rollouts are locked
+    (PostgreSQL) in id order.
 
     The lock serializes devices of one rollout reporting at once, so the last of them sees
     every other's progress. SQLite serializes writers anyway (the caller wrote first).
     """
+    unsettled = or_(
+        RolloutDevice.timed_out.is_(True),
+        RolloutDevice.phase.not_in(("active", *FAILED_PHASES)),
+        and_(
+            RolloutDevice.phase == "active",
+            RolloutDevice.committed.is_(False),
+            Rollout.window_s > 0,
+        ),
+    )
+    catching_up = and_(RolloutDevice.assigned_release_id == Rollout.to_release_id, unsettled)
     q = (
         select(Rollout, RolloutDevice)
         .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
-        .where(RolloutDevice.device_id == device_id, Rollout.state.in_(ACTIVE_STATES))
+        .where(
+            RolloutDevice.device_id == device_id,
+            or_(Rollout.state.in_(ACTIVE_STATES), catching_up),
+        )
         .order_by(Rollout.id)
         .with_for_update(of=Rollout)
     )
