@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 import farpoint
@@ -56,12 +57,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            settings.effective_request_threads
+        )
         ctx.notifier.bind(asyncio.get_running_loop())
         rollout_controller.start()
         ctx.notifier.start_push(settings.mqtt_url)
         yield
         ctx.notifier.close()
         await rollout_controller.stop()
+        ctx.device_writes.close()
         db.dispose()
 
     app = FastAPI(
@@ -88,20 +93,22 @@ def build_api() -> APIRouter:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": farpoint.__version__}
 
+    # Routes are matched in this order, one by one: the devices' frequent requests
+    # (polls, reports, metadata) come first so matching them is short.
     for router in (
+        devices_router,  # before fleets_router: /devices/self/... stays the device's
+        tuf_router,
         identity_router,
         datasets_router,
         models_router,
         evaluations_router,
         releases_router,
-        devices_router,  # before fleets_router: /devices/self/... stays the device's
         fleets_router,
         rollouts_router,
         keys_router,
         attestations_router,
         audit_router,
         trace_router,
-        tuf_router,
         telemetry_router,
     ):
         api.include_router(router)

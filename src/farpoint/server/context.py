@@ -1,4 +1,5 @@
-"""What the app holds for its lifetime: settings, database, blobs, signing key, notifier."""
+"""What the app holds for its lifetime: settings, database, blobs, signing key, notifier,
+and the writer that group-commits what devices write."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from farpoint.core import keys
 from farpoint.server.blobs.store import BlobStore
 from farpoint.server.db import Database
+from farpoint.server.group_commit import GroupCommit
 from farpoint.server.notify import Notifier
 from farpoint.server.settings import Settings
 
@@ -23,6 +25,13 @@ class AppContext:
     signing_key: keys.PrivateKey
     notifier: Notifier = field(default_factory=Notifier)
     clock: Callable[[], float] = time.time
+    device_writes: GroupCommit = field(init=False)
+    """What devices' requests write (status reports, director signing, last seen) goes
+    through this writer (`group_commit.py`): a fleet checking in never fights over the
+    database's write lock."""
+
+    def __post_init__(self) -> None:
+        self.device_writes = GroupCommit(self.db, "farpoint-device-writes")
 
     @property
     def signing_key_id(self) -> str:

@@ -68,6 +68,9 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # more than the threads that query (request threads, the device writer, the
+            # rollout controller): a returned connection is kept, not closed and reopened
+            kwargs.update(pool_size=16, max_overflow=32)
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)

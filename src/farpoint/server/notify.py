@@ -18,13 +18,19 @@ log = logging.getLogger("farpoint.server.push")
 
 
 class Notifier:
-    """A generation counter with waiters; each replica also re-checks on a timer."""
+    """A generation counter with waiters, each waiting for all devices' changes or for one
+    device's; each replica also re-checks on a timer (the long-poll's)."""
 
     def __init__(self) -> None:
         self._generation = 0
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: dict[asyncio.Future[None], str | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.push: MqttPush | None = None
+
+    @property
+    def waiting(self) -> int:
+        """How many long-polls wait now."""
+        return len(self._waiters)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -42,32 +48,40 @@ class Notifier:
 
     def changed(self, device_ids: Iterable[str] | None = None) -> None:
         """Call from any thread after a commit that may change desired state: of the devices
-        named, or of any device when none are named (a rollout, a fleet)."""
+        named, or of any device when none are named (a rollout, a fleet). Only the polls of
+        the devices named wake."""
+        named = None if device_ids is None else frozenset(device_ids)
         if self.push is not None:
-            self.push.publish(None if device_ids is None else list(device_ids))
+            self.push.publish(None if named is None else sorted(named))
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._wake)
+        loop.call_soon_threadsafe(self._wake, named)
 
-    def _wake(self) -> None:
+    def _wake(self, device_ids: frozenset[str] | None = None) -> None:
         self._generation += 1
-        for fut in self._waiters:
+        woken = [
+            fut
+            for fut, device in self._waiters.items()
+            if device_ids is None or device is None or device in device_ids
+        ]
+        for fut in woken:
             if not fut.done():
                 fut.set_result(None)
-        self._waiters.clear()
+            del self._waiters[fut]
 
-    async def wait(self, timeout: float) -> None:
-        """Return when something changed or after `timeout` seconds."""
+    async def wait(self, timeout: float, device_id: str | None = None) -> None:
+        """Return when something changed (for `device_id`, if given) or after `timeout`
+        seconds."""
         self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._waiters.add(fut)
+        self._waiters[fut] = device_id
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
             pass
         finally:
-            self._waiters.discard(fut)
+            self._waiters.pop(fut, None)
 
 
 class MqttPush:

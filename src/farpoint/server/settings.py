@@ -51,6 +51,16 @@ class Settings:
     and named (its sha256) by every enrollment token, so devices pin it."""
     mqtt_url: str = ""
     """`mqtt://[user:password@]host[:port]` (or `mqtts://`): publish sync pushes there."""
+    request_threads: int = 0
+    """Threads that run blocking request work (database reads); 0 picks by database: 8 on
+    SQLite, whose queries never wait on a network, so more threads only fight over the
+    GIL; 40 (anyio's default) on PostgreSQL, where they wait on round trips."""
+
+    @property
+    def effective_request_threads(self) -> int:
+        if self.request_threads > 0:
+            return self.request_threads
+        return 8 if self.effective_database_url.startswith("sqlite") else 40
 
     @property
     def effective_database_url(self) -> str:
@@ -87,4 +97,5 @@ class Settings:
             tls_key=_path(e, "FARPOINT_TLS_KEY"),
             tls_ca=_path(e, "FARPOINT_TLS_CA"),
             mqtt_url=e.get("FARPOINT_MQTT_URL", ""),
+            request_threads=_int(e, "FARPOINT_REQUEST_THREADS", cls.request_threads),
         )

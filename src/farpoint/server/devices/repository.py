@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from farpoint.server.devices.tables import (
@@ -78,15 +78,52 @@ def all_device_labels(s: Session) -> list[tuple[str, dict[str, Any]]]:
     return [(r[0], r[1]) for r in s.execute(q).all()]
 
 
+# The statements devices make on every request are built once: building one is most of
+# the cost of a small query in SQLAlchemy.
+_AUTH_VIEW = select(Device.name, Device.public_key_pem, Device.last_seen_at, Device.state).where(
+    Device.id == bindparam("device_id")
+)
+_LABELS = select(Device.labels).where(Device.id == bindparam("device_id"))
+_PENDING_DIAGNOSTICS = (
+    select(DeviceDiagnostics)
+    .where(
+        DeviceDiagnostics.device_id == bindparam("device_id"),
+        DeviceDiagnostics.uploaded_at.is_(None),
+    )
+    .order_by(DeviceDiagnostics.id)
+    .limit(1)
+)
+
+
 def auth_view(s: Session, device_id: str) -> tuple[str, str, datetime | None, str] | None:
     """(name, public key PEM, last seen, state) of a device: what request authentication
     needs."""
-    row = s.execute(
-        select(Device.name, Device.public_key_pem, Device.last_seen_at, Device.state).where(
-            Device.id == device_id
-        )
-    ).one_or_none()
+    row = s.execute(_AUTH_VIEW, {"device_id": device_id}).one_or_none()
     return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+def device_labels(s: Session, device_id: str) -> dict[str, str] | None:
+    """The labels of a device (None: no such device)."""
+    row = s.execute(_LABELS, {"device_id": device_id}).one_or_none()
+    return None if row is None else dict(row[0])
+
+
+_HEARTBEAT = (
+    update(Device)
+    .where(Device.id == bindparam("device_id"))
+    .values(
+        last_seen_at=bindparam("now", type_=Device.__table__.c.last_seen_at.type),
+        heartbeat=bindparam("heartbeat", type_=Device.__table__.c.heartbeat.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def record_heartbeat(s: Session, device_id: str, heartbeat: dict[str, Any], now: datetime) -> bool:
+    """Store a device's heartbeat and when it was seen; False when there is no such device."""
+    result = s.execute(_HEARTBEAT, {"device_id": device_id, "now": now, "heartbeat": heartbeat})
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
 
 
 def touch(s: Session, device_id: str, now: datetime) -> None:
@@ -127,13 +164,7 @@ def diagnostics_by_id(s: Session, diagnostics_id: int) -> DeviceDiagnostics | No
 
 def pending_diagnostics(s: Session, device_id: str) -> DeviceDiagnostics | None:
     """The oldest request of this device that it has not answered yet."""
-    q = (
-        select(DeviceDiagnostics)
-        .where(DeviceDiagnostics.device_id == device_id, DeviceDiagnostics.uploaded_at.is_(None))
-        .order_by(DeviceDiagnostics.id)
-        .limit(1)
-    )
-    return s.scalars(q).first()
+    return s.scalars(_PENDING_DIAGNOSTICS, {"device_id": device_id}).first()
 
 
 def list_diagnostics(s: Session, device_id: str, limit: int) -> Sequence[DeviceDiagnostics]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from farpoint.core import digest as digests
@@ -49,7 +51,12 @@ ItOps = Annotated[Principal, Depends(Requires(Role.IT_OPS))]
 Anyone = Annotated[Principal, Depends(Requires())]
 
 _POLL_SLICE_S = 2.0
-"""Re-read the database this often while long-polling, so other replicas' changes are seen."""
+"""Re-read the database this often while long-polling, so other replicas' changes are seen
+(changes this replica commits wake the poll at once)..."""
+_RECHECKS_PER_S = 50.0
+"""...but no more often, over all the polls held here, than this many re-reads a second:
+a thousand devices held in polls would otherwise cost the server a core. Past 100 held
+polls each waits longer between re-reads (at most until its timeout)."""
 _TOUCH_EVERY_S = 15.0
 """last_seen_at is rewritten at most this often by polls; status reports always write it."""
 
@@ -103,17 +110,13 @@ def get_device(device_id: str, _p: Anyone, s: DbSession, ctx: Ctx) -> DeviceOut:
 # download must not hold a database connection while it waits or streams.
 
 
-def _current_state(
-    ctx: AppContext, device: SignedDevice, touch: bool, recheck: bool = False
-) -> DesiredState:
+def _current_state(ctx: AppContext, device: SignedDevice, recheck: bool = False) -> DesiredState:
     with ctx.db.session() as s:
         if recheck:  # inside a held poll: was the device decommissioned meanwhile?
             found = repo.auth_view(s, device.id)
             refused = refusal(device.id, device.name, found[3] if found else "decommissioned")
             if refused is not None:
                 raise refused
-        if touch:
-            repo.touch(s, device.id, _now(ctx))
         return service.desired_state(s, device.id)
 
 
@@ -145,14 +148,21 @@ async def desired_state(
     deadline = time.monotonic() + min(wait, ctx.settings.long_poll_max_s)
     now = ctx.clock()
     stale = device.last_seen_at is None or now - device.last_seen_at.timestamp() >= _TOUCH_EVERY_S
-    state = await run_in_threadpool(_current_state, ctx, device, stale)
+    seen = _now(ctx)
+    touched = (
+        ctx.device_writes.submit(lambda s: repo.touch(s, device.id, seen)) if stale else None
+    )  # written meanwhile, by the device writer
+    state = await run_in_threadpool(_current_state, ctx, device)
+    if touched is not None:
+        await asyncio.wrap_future(touched)
     known = _unquote_etag(if_none_match)
     while state.etag == known:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=304, headers=_etag_header(state.etag))
-        await ctx.notifier.wait(min(_POLL_SLICE_S, remaining))
-        state = await run_in_threadpool(_current_state, ctx, device, False, True)
+        recheck_s = max(_POLL_SLICE_S, ctx.notifier.waiting / _RECHECKS_PER_S)
+        await ctx.notifier.wait(min(recheck_s, remaining), device.id)
+        state = await run_in_threadpool(_current_state, ctx, device, True)
     return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
 
 
@@ -244,11 +254,12 @@ async def blob(
 
 
 @router.post("/devices/self/status", status_code=204)
-def report_status(device: SignedReporterDep, s: DbSession, ctx: Ctx) -> Response:
+async def report_status(device: SignedReporterDep, ctx: Ctx) -> Response:
     """Record the device's phases per model and its heartbeat; advance its rollouts.
 
     The one request a device waiting for approval may make: IT operations see its
-    hardware and heartbeat before they decide."""
+    hardware and heartbeat before they decide. Reports are group-committed
+    (`server/group_commit.py`): answered once the transaction holding this one committed."""
     try:
         report = DeviceStatusReport.model_validate_json(device.body or b"{}")
     except ValidationError as exc:
@@ -260,9 +271,13 @@ def report_status(device: SignedReporterDep, s: DbSession, ctx: Ctx) -> Response
         return problem_response(
             422, "Invalid input", f"{first['location']}: {first['message']}", errors=errors
         )
-    audit.record_phase_changes(s, ctx, device.id, report)  # before: compares with stored
-    changed = service.report_status(s, device.id, report, _now(ctx))
-    s.commit()
+    now = _now(ctx)
+
+    def store(s: Session) -> bool:
+        audit.record_phase_changes(s, ctx, device.id, report)  # before: compares with stored
+        return service.report_status(s, device.id, report, now)
+
+    changed = await asyncio.wrap_future(ctx.device_writes.submit(store))
     if changed:  # a rollout moved on: wake the long-polls after the commit
         ctx.notifier.changed()
     return Response(status_code=204)

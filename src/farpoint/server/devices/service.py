@@ -242,11 +242,11 @@ def desired_state(s: Session, device_id: str) -> DesiredState:
     """What the device must run now, per model: among the fleets selecting it, the one set
     most recently decides, through its rollout's assignment for the device (see
     `rollouts.desired`). A few indexed queries, whatever the number of devices."""
-    device = repo.device_by_id(s, device_id)
-    if device is None:
+    labels = repo.device_labels(s, device_id)
+    if labels is None:
         raise Unauthorized(f"device {device_id} is not enrolled")
     models: list[dict[str, object]] = []
-    for choice in desired.choices_for_device(s, device_id, device.labels):
+    for choice in desired.choices_for_device(s, device_id, labels):
         won = choice.chosen
         if won is None:
             continue
@@ -315,13 +315,9 @@ def report_status(s: Session, device_id: str, report: DeviceStatusReport, now: d
     """Store what the device runs, its heartbeat and its telemetry windows, record changes
     of what it serves, then advance its rollouts. True when some device's desired state
     may have changed (the caller wakes long-polls after committing)."""
-    device = repo.device_by_id(s, device_id)
-    if device is None:
-        raise Unauthorized(f"device {device_id} is not enrolled")
     # Writing first makes SQLite take its write lock before anything is read.
-    device.last_seen_at = now
-    device.heartbeat = dict(report.heartbeat)
-    s.flush()
+    if not repo.record_heartbeat(s, device_id, dict(report.heartbeat), now):
+        raise Unauthorized(f"device {device_id} is not enrolled")
     for m in report.models:
         row = repo.model_state(s, device_id, m.model)
         if row is None:

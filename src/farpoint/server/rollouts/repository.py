@@ -6,7 +6,19 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, false, func, insert, not_, or_, select, true, update
+from sqlalchemy import (
+    CursorResult,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,6 +99,31 @@ def active_rollout_ids(s: Session) -> list[int]:
     return list(s.scalars(q).all())
 
 
+_UNSETTLED = or_(
+    RolloutDevice.timed_out.is_(True),
+    RolloutDevice.phase.not_in(("active", *FAILED_PHASES)),
+    and_(
+        RolloutDevice.phase == "active",
+        RolloutDevice.committed.is_(False),
+        Rollout.window_s > 0,
+    ),
+)
+_ACTIVE_ROWS = (
+    select(Rollout, RolloutDevice)
+    .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
+    .where(
+        RolloutDevice.device_id == bindparam("device_id"),
+        or_(
+            Rollout.state.in_(ACTIVE_STATES),
+            and_(RolloutDevice.assigned_release_id == Rollout.to_release_id, _UNSETTLED),
+        ),
+    )
+    .order_by(Rollout.id)
+    .with_for_update(of=Rollout)
+)
+"""Built once: every status report runs it (`active_rows_for_device`)."""
+
+
 def active_rows_for_device(s: Session, device_id: str) -> list[tuple[Rollout, RolloutDevice]]:
     """The device's rows that its reports still move, with their rollouts: every row of a
     running or paused rollout, and the unsettled rows of an ended rollout that still
@@ -97,27 +134,26 @@ def active_rows_for_device(s: Session, device_id: str) -> list[tuple[Rollout, Ro
     The lock serializes devices of one rollout reporting at once, so the last of them sees
     every other's progress. SQLite serializes writers anyway (the caller wrote first).
     """
-    unsettled = or_(
-        RolloutDevice.timed_out.is_(True),
-        RolloutDevice.phase.not_in(("active", *FAILED_PHASES)),
-        and_(
-            RolloutDevice.phase == "active",
-            RolloutDevice.committed.is_(False),
-            Rollout.window_s > 0,
-        ),
+    return [(r[0], r[1]) for r in s.execute(_ACTIVE_ROWS, {"device_id": device_id}).all()]
+
+
+_TARGETS_WITH_ROLLOUTS = (
+    select(
+        Fleet.name,
+        Fleet.selector,
+        FleetRelease.model,
+        FleetRelease.release_id,
+        Release.manifest_digest,
+        Release.model_digest,
+        FleetRelease.set_at,
+        FleetRelease.rollout_id,
+        Rollout,
     )
-    catching_up = and_(RolloutDevice.assigned_release_id == Rollout.to_release_id, unsettled)
-    q = (
-        select(Rollout, RolloutDevice)
-        .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
-        .where(
-            RolloutDevice.device_id == device_id,
-            or_(Rollout.state.in_(ACTIVE_STATES), catching_up),
-        )
-        .order_by(Rollout.id)
-        .with_for_update(of=Rollout)
-    )
-    return [(r[0], r[1]) for r in s.execute(q).all()]
+    .join(FleetRelease, FleetRelease.fleet_id == Fleet.id)
+    .join(Release, Release.id == FleetRelease.release_id)
+    .outerjoin(Rollout, Rollout.id == FleetRelease.rollout_id)
+)
+"""Built once: every desired-state poll runs it."""
 
 
 def targets_with_rollouts(
@@ -125,22 +161,7 @@ def targets_with_rollouts(
 ) -> list[tuple[FleetTarget, Rollout | None]]:
     """Every fleet's desired release of every model (or of `model`) with its digests, and
     the rollout that set it, in one query: one row per fleet and model, not per device."""
-    q = (
-        select(
-            Fleet.name,
-            Fleet.selector,
-            FleetRelease.model,
-            FleetRelease.release_id,
-            Release.manifest_digest,
-            Release.model_digest,
-            FleetRelease.set_at,
-            FleetRelease.rollout_id,
-            Rollout,
-        )
-        .join(FleetRelease, FleetRelease.fleet_id == Fleet.id)
-        .join(Release, Release.id == FleetRelease.release_id)
-        .outerjoin(Rollout, Rollout.id == FleetRelease.rollout_id)
-    )
+    q = _TARGETS_WITH_ROLLOUTS
     if model is not None:
         q = q.where(FleetRelease.model == model)
     return [
@@ -272,10 +293,14 @@ def assignments_for_device(
 ) -> list[RolloutDevice]:
     if not rollout_ids:
         return []
-    q = select(RolloutDevice).where(
-        RolloutDevice.device_id == device_id, RolloutDevice.rollout_id.in_(rollout_ids)
-    )
-    return list(s.scalars(q).all())
+    params = {"device_id": device_id, "rollout_ids": list(rollout_ids)}
+    return list(s.scalars(_ASSIGNMENTS_FOR_DEVICE, params).all())
+
+
+_ASSIGNMENTS_FOR_DEVICE = select(RolloutDevice).where(
+    RolloutDevice.device_id == bindparam("device_id"),
+    RolloutDevice.rollout_id.in_(bindparam("rollout_ids", expanding=True)),
+)
 
 
 def assignments_of(s: Session, rollout_ids: Collection[int]) -> list[RolloutDevice]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     cast,
     func,
     insert,
@@ -45,13 +46,17 @@ __all__ = [
 ]
 
 
+_STORED_SEQS = select(TelemetryWindowRow.seq).where(
+    TelemetryWindowRow.device_id == bindparam("device_id"),
+    TelemetryWindowRow.seq.in_(bindparam("seqs", expanding=True)),
+)
+"""Built once: every status report runs it."""
+
+
 def stored_seqs(s: Session, device_id: str, seqs: Collection[int]) -> set[int]:
     if not seqs:
         return set()
-    q = select(TelemetryWindowRow.seq).where(
-        TelemetryWindowRow.device_id == device_id, TelemetryWindowRow.seq.in_(list(seqs))
-    )
-    return set(s.scalars(q).all())
+    return set(s.scalars(_STORED_SEQS, {"device_id": device_id, "seqs": list(seqs)}).all())
 
 
 def insert_rows(s: Session, rows: Rows) -> None:

@@ -21,13 +21,18 @@ from farpoint.server.tuf import repository as repo
 from farpoint.server.tuf.service import now_of, signer_for
 from farpoint.server.tuf.tables import DirectorTargets
 
-__all__ = ["DEVICE_FIELD", "LostRace", "director_targets"]
+__all__ = ["DEVICE_FIELD", "LostRace", "NeedsSigning", "director_targets"]
 
 DEVICE_FIELD = "x-farpoint-device"
 
 
 class LostRace(Exception):
     """Another request signed this device's metadata first; read it again."""
+
+
+class NeedsSigning(Exception):
+    """The stored copy is missing, stale or says something else: a new version must be
+    signed and written (asked with `write=False`)."""
 
 
 def _targets(s: Session, ctx: AppContext, device_id: str) -> dict[str, TargetFile]:
@@ -51,10 +56,11 @@ def _targets(s: Session, ctx: AppContext, device_id: str) -> dict[str, TargetFil
     return out
 
 
-def director_targets(s: Session, ctx: AppContext, device_id: str) -> bytes:
+def director_targets(s: Session, ctx: AppContext, device_id: str, *, write: bool = True) -> bytes:
     """The device's director metadata: the stored copy while it still says the same and
     is fresh, else a newly signed version. Raises LostRace if a concurrent request wrote
-    first (the caller retries in a new transaction)."""
+    first (the caller retries in a new transaction); with `write=False`, NeedsSigning
+    instead of signing (a read-only transaction finds out whether a write is needed)."""
     targets = _targets(s, ctx, device_id)
     signer = signer_for(s, ctx, "director")
     # The signing key is part of the content: after a rotation every device gets a new
@@ -74,6 +80,8 @@ def director_targets(s: Session, ctx: AppContext, device_id: str) -> bytes:
         and row.expires - now >= lifetime / 2
     ):
         return row.data
+    if not write:
+        raise NeedsSigning(device_id)
 
     version = row.version + 1 if row is not None else 1
     signed = Targets(
