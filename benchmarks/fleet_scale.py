@@ -110,6 +110,19 @@ def _load(state: dict[str, Any]) -> dict[str, Any]:
 
         target: tuple[str, int] | None = None
         active_at: float | None = None
+        requests = 0
+        requests_before = 0
+        requests_to_active: int | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            signed = self.client._request
+
+            def counted(*a: Any, **kw: Any) -> Any:
+                self.requests += 1
+                return signed(*a, **kw)
+
+            self.client._request = counted  # type: ignore[method-assign]
 
         def report(self) -> bool:
             delivered = super().report()
@@ -118,6 +131,7 @@ def _load(state: dict[str, Any]) -> dict[str, Any]:
                 for s in self.registry.statuses():
                     if (s["model"], s["release_id"], s["phase"]) == (model, release_id, "active"):
                         self.active_at = time.time()
+                        self.requests_to_active = self.requests - self.requests_before
             return delivered
 
     started = time.perf_counter()
@@ -194,6 +208,9 @@ def _ring_start(state: dict[str, Any], names: list[str], model: str, release_id:
         if time.monotonic() > deadline:
             raise TimeoutError("ring devices did not finish their first sync in 300 s")
         time.sleep(0.1)
+    time.sleep(0.5)  # into their long polls
+    for a in ring:
+        a.requests_before = a.requests  # the held poll counts before the rollout
     state["ring"] = ring
     return {"ring": len(ring)}
 
@@ -212,7 +229,11 @@ def _ring_wait(state: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     ]
     for a in ring:
         a.stop()
-    return {"active_at": [a.active_at for a in ring], "refusals": refusals[:5]}
+    return {
+        "active_at": [a.active_at for a in ring],
+        "requests": [a.requests_to_active for a in ring if a.requests_to_active is not None],
+        "refusals": refusals[:5],
+    }
 
 
 _COMMANDS = {
@@ -509,6 +530,9 @@ def main() -> None:
             )
             figures["rollout_99pct_s"] = round(active[need - 1], 2) if len(active) >= need else None
             figures["rollout_all_s"] = round(active[-1], 2) if len(active) == len(ring) else None
+            counts = [n for o in out for n in o["requests"]]
+            figures["rollout_requests_per_device"] = _pct(counts, 50) if counts else None
+            figures["rollout_server_cpu_ms_per_device"] = round(1e3 * rmeter.cpu / len(ring), 1)
             figures["rollout_server_cpu_percent"] = round(100 * rmeter.cpu / rmeter.wall, 1)
             figures["rollout_devices_cpu_percent"] = round(
                 100 * rmeter.devices_cpu / rmeter.wall, 1
@@ -521,6 +545,11 @@ def main() -> None:
                 f"all after {figures['rollout_all_s']} s; server CPU "
                 f"{figures['rollout_server_cpu_percent']} %, device processes "
                 f"{figures['rollout_devices_cpu_percent']} %; rollout {state.state}"
+            )
+            print(
+                f"  each device made {figures['rollout_requests_per_device']} signed requests "
+                f"(median) from the rollout's start to its report; the server spent "
+                f"{figures['rollout_server_cpu_ms_per_device']} ms of CPU per device"
             )
             for o in out:
                 for line in o["refusals"]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -76,6 +78,7 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        **_no_telemetry(),
     )
     app.state.ctx = ctx
     app.state.rollout_controller = rollout_controller
@@ -83,6 +86,15 @@ def create_app(
 
     app.include_router(build_api())
     return app
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI releases with built-in OpenTelemetry look up the global providers on every
+    request (a few percent of a device poll); Farpoint exports none, so it is turned off
+    where the option exists."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def build_api() -> APIRouter:
