@@ -10,6 +10,7 @@ the agent's process and all its descendants, sampled every second through the id
 (the peak is reported); CPU is the process tree's user+system time over the window's wall
 time. The baseline process
 imports onnxruntime and opens an InferenceSession on the same model file, nothing else.
+Both run with MALLOC_ARENA_MAX=2, as the files in deploy/ start the agent.
 
     .venv/bin/python benchmarks/agent_footprint.py [--idle-s 60] [--json]
 """
@@ -31,6 +32,9 @@ from farpoint.agent.enroll import enroll
 from farpoint.examples.processes import start_agent
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_AS_DEPLOYED = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+"""The environment deploy/ runs the agent with (systemd unit, Containerfile); the baseline
+process gets the same, so the two differ only in what they run."""
 
 
 def _small_model() -> fakes.OnnxModel:
@@ -92,7 +96,9 @@ def _baseline_rss_mb(model_path: Path) -> float:
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_AS_DEPLOYED
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)
@@ -110,7 +116,7 @@ def run(idle_s: float) -> dict[str, float]:
             state = Path(tmp) / "device"
             enroll(cp.url, cp.first_token, state, "footprint-1", {})
             cp.ask("deploy")
-            child, _port = start_agent(state, poll_wait=30, heartbeat_s=10)
+            child, _port = start_agent(state, poll_wait=30, heartbeat_s=10, env=_AS_DEPLOYED)
             children.append(child)
             deadline = time.monotonic() + 60
             while "active" not in cp.ask("phases"):
