@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from farpoint.core import keys, request_signing
+from farpoint.core import keys, light_key, request_signing
 
 from .http import HttpError, Pool, Response, Timeout
 from .payloads import (
@@ -145,7 +145,7 @@ class DeviceClient:
         self,
         server_url: str,
         device_id: str,
-        key: keys.PrivateKey,
+        key: light_key.SigningKey,
         clock: Callable[[], float] = time.time,
         timeout_s: float = 30.0,
         *,
@@ -171,12 +171,12 @@ class DeviceClient:
         return self._device_id
 
     @property
-    def key(self) -> keys.PrivateKey:
+    def key(self) -> light_key.SigningKey:
         """The key requests are signed with (re-read from `state_dir` when it changed)."""
         stamp = self._stamp()
         if stamp is not None and stamp != self._key_stamp and self._key_path is not None:
             try:
-                self._key = keys.load_private_key(self._key_path.read_bytes())
+                self._key = light_key.load_signing_key(self._key_path.read_bytes())
                 self._key_stamp = stamp
             except (OSError, ValueError):  # mid-replace: the old key serves this request
                 pass
@@ -199,7 +199,7 @@ class DeviceClient:
         headers: dict[str, str] | None = None,
         read_timeout_s: float | None = None,
         stream: bool = False,
-        key: keys.PrivateKey | None = None,
+        key: light_key.SigningKey | None = None,
     ) -> Response:
         if self.decommissioned is not None:
             raise self.decommissioned

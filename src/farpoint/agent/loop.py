@@ -25,7 +25,7 @@ from .push import PushListener, Waker
 from .registry import Registry
 from .runtime import SelfTestFailed, execution_providers
 from .slots import ReleaseRejected, free_bytes
-from .state import StateError, atomic_write, hardware_profile_key, load_identity
+from .state import StateError, atomic_write, hardware_profile_key, load_signing_identity
 from .telemetry import CpuMeter, InferenceStats, disk_free_bytes, pack_windows, rss_bytes
 from .tls import load_pinned_ca
 from .trust import TrustWorker, WorkerDelivery
@@ -129,7 +129,7 @@ class Agent:
                 f"max_download_bytes_per_s must be positive, got {max_download_bytes_per_s}"
             )
         self.state_dir = state_dir
-        self.identity, key = load_identity(state_dir)
+        self.identity, key = load_signing_identity(state_dir)
         self._clock = clock
         self._trust_clock = trust_clock or clock
         self.client = DeviceClient(

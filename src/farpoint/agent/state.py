@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farpoint.core import keys
+from farpoint.core import keys, light_key
 
 __all__ = [
     "CurrentRelease",
@@ -127,6 +127,28 @@ def save_identity(
 
 
 def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
+    """The identity and its key as a `cryptography` key (enrollment, rotation, tests)."""
+    identity = read_identity(state_dir)
+    try:
+        key = keys.load_private_key((state_dir / KEY_FILE).read_bytes())
+    except (OSError, ValueError, Exception) as exc:
+        raise StateError(f"{state_dir / KEY_FILE} is unreadable: {exc}") from exc
+    return identity, key
+
+
+def load_signing_identity(state_dir: Path) -> tuple[DeviceIdentity, light_key.SigningKey]:
+    """The identity and a key that only signs requests: what the serving agent needs,
+    without loading the `cryptography` extension (`core/light_key.py`)."""
+    identity = read_identity(state_dir)
+    try:
+        key = light_key.load_signing_key((state_dir / KEY_FILE).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{state_dir / KEY_FILE} is unreadable: {exc}") from exc
+    return identity, key
+
+
+def read_identity(state_dir: Path) -> DeviceIdentity:
+    """The enrolled identity in `state_dir`, its trusted root checked present."""
     doc = read_json(state_dir / DEVICE_FILE)
     try:
         identity = DeviceIdentity(
@@ -138,15 +160,11 @@ def load_identity(state_dir: Path) -> tuple[DeviceIdentity, keys.PrivateKey]:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"{state_dir / DEVICE_FILE} is incomplete: {exc}") from exc
-    try:
-        key = keys.load_private_key((state_dir / KEY_FILE).read_bytes())
-    except (OSError, ValueError, Exception) as exc:
-        raise StateError(f"{state_dir / KEY_FILE} is unreadable: {exc}") from exc
     if not (state_dir / TUF_METADATA_DIR / "root.json").exists():
         raise StateError(
             f"{state_dir / TUF_METADATA_DIR / 'root.json'} (the trusted root) is missing"
         )
-    return identity, key
+    return identity
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from farpoint.core import keys
 from farpoint.core.errors import SignatureError, Unauthorized
+
+if TYPE_CHECKING:
+    from farpoint.core.light_key import LightPrivateKey
 
 __all__ = [
     "HEADER_DEVICE",
@@ -40,7 +44,7 @@ def canonical_request(
 
 
 def sign_request(
-    key: keys.PrivateKey,
+    key: keys.PrivateKey | LightPrivateKey,
     device_id: str,
     method: str,
     path_and_query: str,

@@ -69,6 +69,11 @@ def test_run_serves_the_desired_release_and_stops_on_sigterm(
     with urllib.request.urlopen(req, timeout=10) as resp:
         doc = json.loads(resp.read())
     assert [p["label"] for p in doc["predictions"]] == model_a.labels
+    # The serving process signed all its requests without the cryptography extension
+    # (core/light_key.py): it is not mapped at all (the trust worker is another process).
+    mapped = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "cryptography" not in mapped, "the serving agent loaded the cryptography package"
+    assert "libcrypto" in mapped
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
