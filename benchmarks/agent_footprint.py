@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from fake_control_plane import ControlPlane, fakes  # benchmarks/ is on sys.path
+from proc_stats import cpu_s, rss_mb, tree
 
 from farpoint.agent.enroll import enroll
 from farpoint.examples.processes import start_agent
 
-_TICKS = os.sysconf("SC_CLK_TCK")
 _AS_DEPLOYED = {**os.environ, "MALLOC_ARENA_MAX": "2"}
 """The environment deploy/ runs the agent with (systemd unit, Containerfile); the baseline
 process gets the same, so the two differ only in what they run."""
@@ -39,54 +39,6 @@ process gets the same, so the two differ only in what they run."""
 
 def _small_model() -> fakes.OnnxModel:
     return fakes._train(0)  # a scikit-learn pipeline on three features, as ONNX
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and every living descendant (zombies hold no memory), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z":
-                continue
-            ppid = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def _rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def _cpu_s(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / _TICKS
 
 
 def _baseline_rss_mb(model_path: Path) -> float:
@@ -102,7 +54,7 @@ def _baseline_rss_mb(model_path: Path) -> float:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)
-        return _rss_mb([proc.pid])
+        return rss_mb([proc.pid])
     finally:
         proc.kill()
         proc.wait()
@@ -127,20 +79,20 @@ def run(idle_s: float) -> dict[str, float]:
             pid = child.proc.pid
             # Idle means after the sync's work: the trust worker (python-tuf and the
             # signature checks, in a child process) exits once it has been idle a while.
-            while len(_tree(pid)) > 1:
+            while len(tree(pid)) > 1:
                 if time.monotonic() - activated > 120:
                     raise RuntimeError("the agent's trust worker did not exit within 120 s")
                 time.sleep(0.5)
             worker_exit_s = time.monotonic() - activated
             time.sleep(2.0)
             samples = []
-            cpu_start, wall_start = _cpu_s(_tree(pid)), time.monotonic()
+            cpu_start, wall_start = cpu_s(tree(pid)), time.monotonic()
             requests_start = cp.ask("requests")
             while time.monotonic() - wall_start < idle_s:
-                samples.append(_rss_mb(_tree(pid)))
+                samples.append(rss_mb(tree(pid)))
                 time.sleep(1.0)
             wall = time.monotonic() - wall_start
-            cpu = _cpu_s(_tree(pid)) - cpu_start
+            cpu = cpu_s(tree(pid)) - cpu_start
             requests = cp.ask("requests") - requests_start
             model_path = next((state / "blobs").iterdir())
             baseline = _baseline_rss_mb(model_path)

@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from proc_stats import cpu_s, rss_mb  # benchmarks/ is on sys.path
+
 MODEL = "vitals-bench"
 RING = "canary-ring"
 
@@ -294,12 +296,6 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class ServerMeter:
     """CPU seconds and peak RSS of the server process, sampled from /proc; CPU seconds of
     the device processes beside it (they share the machine's cores)."""
@@ -307,22 +303,19 @@ class ServerMeter:
     def __init__(self, pid: int, device_pids: list[int]) -> None:
         self.pid = pid
         self.device_pids = device_pids
-        self.peak_rss = 0
+        self.peak_rss = 0.0
+        """MB."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def cpu_s(self) -> float:
-        return _cpu_s(self.pid)
+        return cpu_s([self.pid])
 
     def devices_cpu_s(self) -> float:
-        return sum(_cpu_s(p) for p in self.device_pids)
+        return cpu_s(self.device_pids)
 
-    def rss(self) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+    def rss(self) -> float:
+        return rss_mb([self.pid])
 
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
@@ -496,7 +489,7 @@ def main() -> None:
             "poll_p99_ms": round(_pct([r[3] for r in ok], 99), 2),
             "schedule_lag_p99_ms": round(_pct(lag_ms, 99), 2),
             "server_cpu_percent": round(100 * meter.cpu / meter.wall, 1),
-            "server_peak_rss_mb": round(meter.peak_rss / 2**20, 1),
+            "server_peak_rss_mb": round(meter.peak_rss, 1),
             "devices_cpu_percent": round(100 * meter.devices_cpu / meter.wall, 1),
         }
         print(

@@ -63,3 +63,15 @@ def test_a_poll_of_a_device_not_seen_for_a_while_records_it_seen(app, api, token
     with ctx.db.session() as s:
         seen = s.scalars(select(Device.last_seen_at).where(Device.id == d.id)).one()
     assert seen is not None and abs(seen.timestamp() - ctx.clock()) < 5
+
+
+def test_request_threads_are_few_on_sqlite_and_can_be_set(api, settings) -> None:
+    import anyio.to_thread
+
+    from farpoint.server.settings import Settings
+
+    # `api` started the app: its lifespan set the limiter of this event loop's threads
+    limiter = api.portal.call(anyio.to_thread.current_default_thread_limiter)
+    expected = 8 if settings.effective_database_url.startswith("sqlite") else 40
+    assert limiter.total_tokens == expected
+    assert Settings.from_env({"FARPOINT_REQUEST_THREADS": "3"}).effective_request_threads == 3

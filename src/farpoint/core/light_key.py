@@ -1,8 +1,9 @@
 """ECDSA P-256 request signing through the libcrypto the interpreter already loaded.
 
 An agent signs every request with its device key and does nothing else with keys while it
-serves. The `cryptography` extension costs a process about 8.7 MB resident just to be
-imported (measured beside `benchmarks/agent_footprint.py`), while OpenSSL's libcrypto is
+serves. Not loading the `cryptography` extension for that took the idle agent from
+79.3 to 68.7 MB resident (`benchmarks/agent_footprint.py`, docs/benchmarks.md), while
+OpenSSL's libcrypto is
 in the process anyway: the `ssl` module the agent's HTTPS needs links it. So the serving
 agent signs through that libcrypto with ctypes: the same OpenSSL implementation
 `cryptography` itself calls, the same DER signatures, nothing more loaded. Everything

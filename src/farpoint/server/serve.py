@@ -71,11 +71,11 @@ def _tune_gc() -> None:
     """Fewer, cheaper collections for a long-running server holding a fleet's connections.
 
     With 10,000 devices kept alive the heap holds some 650,000 tracked objects, and each
-    full collection stopped every request for about 0.45 s every 10 to 20 s (measured by
-    benchmarks/fleet_scale.py): that pause was the check-in p99. What start-up built is
-    frozen out of the collector; the young generation is collected every 20,000 new
-    containers instead of 700, and the full collection comes about a hundred times less
-    often. Reference counting still frees all but cyclic garbage at once."""
+    full collection stopped every request for about 0.45 s every 10 to 20 s (seen with a
+    `gc.callbacks` timer during benchmarks/fleet_scale.py): a pause that sets the p99.
+    What start-up built is frozen out of the collector; the young generation is collected
+    every 20,000 new containers instead of 700, and the full collection comes about a
+    hundred times less often. Reference counting still frees all but cyclic garbage at once."""
     import gc
 
     gc.collect()

@@ -49,3 +49,11 @@ def test_a_wait_with_nothing_changing_ends_at_its_timeout() -> None:
 
     took = asyncio.run(scenario())
     assert 0.18 <= took < 2
+
+
+def test_held_polls_re_read_within_a_budget_of_re_reads_a_second() -> None:
+    from farpoint.server.devices.router import recheck_interval
+
+    assert recheck_interval(0) == recheck_interval(100) == 2.0  # a few: every 2 s
+    assert recheck_interval(1000) == 20.0  # a thousand: 50 re-reads a second in all
+    assert 1000 / recheck_interval(1000) <= 50 and 5000 / recheck_interval(5000) <= 50

@@ -61,6 +61,11 @@ _TOUCH_EVERY_S = 15.0
 """last_seen_at is rewritten at most this often by polls; status reports always write it."""
 
 
+def recheck_interval(held_polls: int) -> float:
+    """Seconds a held poll waits between re-reads when `held_polls` are held here."""
+    return max(_POLL_SLICE_S, held_polls / _RECHECKS_PER_S)
+
+
 def _now(ctx: AppContext) -> datetime:
     return datetime.fromtimestamp(ctx.clock(), UTC)
 
@@ -160,8 +165,7 @@ async def desired_state(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=304, headers=_etag_header(state.etag))
-        recheck_s = max(_POLL_SLICE_S, ctx.notifier.waiting / _RECHECKS_PER_S)
-        await ctx.notifier.wait(min(recheck_s, remaining), device.id)
+        await ctx.notifier.wait(min(recheck_interval(ctx.notifier.waiting), remaining), device.id)
         state = await run_in_threadpool(_current_state, ctx, device, True)
     return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
 
