@@ -41,9 +41,9 @@ def test_full_model_path(api, token_for, scenario):
     assert v["digest"].startswith("sha256:")
     assert upload_csv(api, ds, "vitals-holdout", holdout, vitals.COLUMN_ROLES).status_code == 201
 
-    # The registered rows come back as canonical Parquet, with the digest.
+    # The registered rows come back as canonical Parquet, with their content digest.
     r = api.get("/api/v1/datasets/vitals/versions/1/data", headers=bearer(ds))
-    assert r.status_code == 200 and r.headers["digest"] == v["digest"]
+    assert r.status_code == 200 and r.headers["x-farpoint-dataset-digest"] == v["digest"]
     biz = token_for("business")
     assert (
         api.get("/api/v1/datasets/vitals/versions/1/data", headers=bearer(biz)).status_code == 403

@@ -52,6 +52,13 @@ def team_create(ctx: typer.Context, name: str, as_json: Json = False) -> None:
     render.console.print(f"created team {team.name} (id {team.id})", markup=False)
 
 
+@team_app.command("add-member")
+def team_add_member(ctx: typer.Context, team: str, user: str) -> None:
+    """Add a user to a team (admin): the team's datasets become theirs to read and change."""
+    client(ctx).add_team_member(team, user)
+    render.console.print(f"{user} is now a member of team {team}", markup=False)
+
+
 @team_app.command("list")
 def team_list(ctx: typer.Context, as_json: Json = False) -> None:
     """List the teams."""

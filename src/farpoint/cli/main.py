@@ -13,6 +13,8 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
+from farpoint.cli import data_governance as _data_governance  # noqa: F401 (its commands)
+from farpoint.cli import data_privacy as _data_privacy  # noqa: F401 (its commands)
 from farpoint.cli import render
 from farpoint.cli.audit import audit_app
 from farpoint.cli.datasets import dataset_app

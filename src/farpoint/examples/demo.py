@@ -190,6 +190,7 @@ def run_demo(
             report.note(f"  {v_train.ref}: {v_train.row_count} rows, {v_train.digest[:19]}…")
             report.note(f"  {v_hold.ref}: {v_hold.row_count} rows (held out for evaluation)")
             report.note(f"  column roles: {escape(roles)}")
+            _note_governance(report, ds, v_train)
 
         with report.stage(result, "train", "Train on the registered data, record the run"):
             registered = ds.load_dataset(v_train.ref)
@@ -390,6 +391,25 @@ def _fresh_demo_dir(home: Path) -> None:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     (home / _MARKER).write_text("state of `farpoint demo`; deleted by the next demo run\n")
+
+
+def _note_governance(report: Any, ds: Any, version: Any) -> None:
+    """What the server checked on the data: contract, quality, proposed classification."""
+    q = version.quality
+    if q is not None:
+        verdict = "passed" if q.passed else "FAILED"
+        report.note(
+            f"  quality: {verdict} ({q.errors} errors, {q.warnings} warnings) against contract "
+            f"v{version.contract_version} (inferred from the first version; "
+            f"farpoint dataset quality {version.ref})"
+        )
+    for f in ds.get_classification(version.ref).findings:
+        given = version.roles.get(f.column)
+        decision = {"accepted": "confirmed", "rejected": f"kept as {given}"}.get(f.status, f.status)
+        report.note(
+            f"  proposed {f.column} → {f.role} ({f.kind.replace('_', ' ')}, "
+            f"{f.confidence:.2f}): {decision} by {f.reviewed_by or 'nobody yet'}"
+        )
 
 
 def _signing_key(client: Any, keys_dir: Path) -> Any:

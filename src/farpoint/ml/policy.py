@@ -9,10 +9,12 @@ from farpoint.core.errors import ValidationFailed
 from farpoint.core.gates import metric_key
 
 __all__ = [
+    "DATA_DEFAULTS",
     "DEFAULT_POLICY_YAML",
     "FAIRNESS_METRICS",
     "METRICS",
     "PERFORMANCE_METRICS",
+    "data_rules",
     "parse_policy",
 ]
 
@@ -20,7 +22,18 @@ PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 FAIRNESS_METRICS = ("demographic_parity_difference",)
 METRICS = PERFORMANCE_METRICS + FAIRNESS_METRICS
 
-_TOP_KEYS = {"gates"}
+_TOP_KEYS = {"gates", "data"}
+_DATA_KEYS = {"block_on", "allow_checks", "allow_protected_features"}
+_SEVERITIES = ("error", "warning", "none")
+
+DATA_DEFAULTS: dict[str, Any] = {
+    "block_on": "error",
+    "allow_checks": [],
+    "allow_protected_features": [],
+}
+"""What applies to training data when a policy has no `data:` section (or none is named):
+a failed quality check of severity error blocks registering a model trained on the data,
+and no protected attribute may be a model input."""
 _GATE_KEYS = {"metric", "attribute", "min", "max", "name"}
 
 DEFAULT_POLICY_YAML = """\
@@ -145,4 +158,42 @@ def parse_policy(text: str) -> dict[str, Any]:
                 "max": None if has_min else threshold,
             }
         )
-    return {"gates": normalized}
+    out: dict[str, Any] = {"gates": normalized}
+    if "data" in doc:
+        out["data"] = _parse_data(doc["data"], lines.get((-1, "data"), ""))
+    return out
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        raise ValidationFailed(f"{where} must be a list of names")
+    return sorted(set(value))
+
+
+def _parse_data(section: Any, at: str) -> dict[str, Any]:
+    """The `data:` section: which quality failures of training data block a model."""
+    if not isinstance(section, dict):
+        raise ValidationFailed(f"policy 'data'{at} must be a mapping with {sorted(_DATA_KEYS)}")
+    for key in section:
+        if key not in _DATA_KEYS:
+            raise ValidationFailed(
+                f"unknown key {key!r} in policy 'data'{at}; allowed: {sorted(_DATA_KEYS)}"
+            )
+    block_on = section.get("block_on", DATA_DEFAULTS["block_on"])
+    if block_on not in _SEVERITIES:
+        raise ValidationFailed(
+            f"'block_on' in policy 'data'{at} must be one of {list(_SEVERITIES)}: failed "
+            f"checks of that severity or worse block a model; got {block_on!r}"
+        )
+    return {
+        "block_on": block_on,
+        "allow_checks": _names(section.get("allow_checks", []), f"'allow_checks'{at}"),
+        "allow_protected_features": _names(
+            section.get("allow_protected_features", []), f"'allow_protected_features'{at}"
+        ),
+    }
+
+
+def data_rules(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The data rules of a normalized policy, the defaults where it has none."""
+    return dict((spec or {}).get("data") or DATA_DEFAULTS)

@@ -86,6 +86,10 @@ class Client(
         """Create a team (admin)."""
         return self._one(TeamOut, "POST", "teams", json=_body(TeamCreate(name=name)))
 
+    def add_team_member(self, team: str, user: str) -> None:
+        """Add a user to a team (admin)."""
+        self._request("POST", f"teams/{segment(team)}/members/{segment(user)}")
+
     def list_teams(self) -> list[TeamOut]:
         return self._all(TeamOut, "teams")
 

@@ -84,11 +84,13 @@ class TrainingCalls(_Base):
         *,
         run_id: int,
         label_column: str,
+        policy: str | None = None,
     ) -> ModelVersionOut:
         """Convert a fitted scikit-learn estimator to ONNX, check parity, register it.
 
-        A `ParityError` (ONNX and scikit-learn disagree on `sample`) propagates and nothing
-        is uploaded.
+        `policy` (`NAME@VERSION`) names whose `data:` rules judge the training data; the
+        defaults apply without it. A `ParityError` (ONNX and scikit-learn disagree on
+        `sample`) propagates and nothing is uploaded.
         """
         from farpoint.ml.onnx_export import convert_sklearn
 
@@ -103,6 +105,7 @@ class TrainingCalls(_Base):
                 "classes": plain(list(converted.classes)),
                 "golden": plain(converted.golden),
                 "parity": plain(converted.parity),
+                "policy": policy,
             }
         )
         return self.register_onnx_model(name, converted.onnx_bytes, meta)

@@ -18,6 +18,7 @@ from farpoint.server.attestations.router import router as attestations_router
 from farpoint.server.audit.router import router as audit_router
 from farpoint.server.blobs.store import BlobStore
 from farpoint.server.context import AppContext
+from farpoint.server.datasets.retention import RetentionTimer
 from farpoint.server.datasets.router import router as datasets_router
 from farpoint.server.db import Database
 from farpoint.server.devices.router import router as devices_router
@@ -56,6 +57,7 @@ def create_app(
     )
 
     rollout_controller = RolloutController(ctx, settings.rollout_tick_s)
+    retention_timer = RetentionTimer(ctx, settings.retention_sweep_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,10 +66,12 @@ def create_app(
         )
         ctx.notifier.bind(asyncio.get_running_loop())
         rollout_controller.start()
+        retention_timer.start()
         ctx.notifier.start_push(settings.mqtt_url)
         yield
         ctx.notifier.close()
         await rollout_controller.stop()
+        await retention_timer.stop()
         ctx.device_writes.close()
         db.dispose()
 

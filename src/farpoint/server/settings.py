@@ -40,6 +40,8 @@ class Settings:
     director_expiry_s: int = 3600
     """Lifetime of each device's director metadata; it is re-signed at half of it."""
     rollout_tick_s: float = 5.0
+    retention_sweep_s: float = 3600.0
+    """How often the server purges dataset rows past their retention; 0 turns it off."""
     """The rollout controller's timer (pending timeouts); 0 turns the timer off."""
     auto_migrate: bool = True
     """Apply migrations at start (embedded default); production runs `farpoint db upgrade`."""
@@ -92,6 +94,7 @@ class Settings:
             ),
             director_expiry_s=_int(e, "FARPOINT_DIRECTOR_EXPIRY_S", cls.director_expiry_s),
             rollout_tick_s=float(_int(e, "FARPOINT_ROLLOUT_TICK_S", 5)),
+            retention_sweep_s=float(_int(e, "FARPOINT_RETENTION_SWEEP_S", 3600)),
             auto_migrate=e.get("FARPOINT_AUTO_MIGRATE", "1") not in ("0", "false", "no"),
             tls_cert=_path(e, "FARPOINT_TLS_CERT"),
             tls_key=_path(e, "FARPOINT_TLS_KEY"),

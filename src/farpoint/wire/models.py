@@ -78,6 +78,10 @@ class ModelVersionMeta(WireModel):
     golden: GoldenVectors
     parity: dict[str, Any] = Field(default_factory=dict)
     """The client-side parity check's figures (max probability difference, rows)."""
+    policy: str | None = Field(default=None, max_length=200)
+    """`NAME@VERSION` of the policy whose `data:` rules judge the training data (which
+    quality failures block, which protected attributes may be inputs); the defaults when
+    absent: a failed error-severity check blocks, no protected attribute as input."""
 
 
 class ModelVersionOut(WireModel):

@@ -141,7 +141,7 @@ class FakeFarpoint:
             status="registered",
             created_by="ada",
             created_at=NOW,
-            **meta.model_dump(),
+            **meta.model_dump(exclude={"policy"}),
         )
         return out.model_dump(mode="json")
 

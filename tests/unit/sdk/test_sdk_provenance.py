@@ -158,7 +158,7 @@ class ModelRecorder:
         }
         self.meta = ModelVersionMeta.model_validate_json(fields["meta"])
         out = {
-            **self.meta.model_dump(mode="json"),
+            **self.meta.model_dump(mode="json", exclude={"policy"}),
             "model": "risk",
             "version": 1,
             "ref": "risk@1",

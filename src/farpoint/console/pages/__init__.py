@@ -8,6 +8,7 @@ __all__ = ["register_all"]
 
 _VIEWS = (
     "data_science",
+    "dataset_detail",
     "ai_engineering",
     "mlops",
     "app_developer",

@@ -1,4 +1,5 @@
-"""The data scientist's view: datasets with their column roles, evaluations, fairness."""
+"""The data scientist's view: datasets with their quality and column roles, evaluations,
+fairness. Each dataset links to its page (pages/dataset_detail.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from farpoint.console.widgets import (
     table,
 )
 from farpoint.sdk import Client
-from farpoint.wire.datasets import DatasetVersionOut
+from farpoint.wire.datasets import DatasetOut, DatasetVersionOut
 from farpoint.wire.evaluations import EvaluationOut
 
 __all__ = ["register"]
@@ -34,31 +35,33 @@ _SHOWN = 50
 
 @dataclass
 class _Board:
-    datasets: list[DatasetVersionOut]
+    datasets: list[tuple[DatasetOut, DatasetVersionOut]]
+    """Each dataset with its latest version."""
     evaluations: list[EvaluationOut]
 
 
 def _load(client: Client) -> _Board:
-    latest: list[DatasetVersionOut] = []
+    latest: list[tuple[DatasetOut, DatasetVersionOut]] = []
     datasets = sorted(client.list_datasets(), key=lambda d: d.created_at, reverse=True)
     for dataset in datasets[:_SHOWN]:
-        versions = client.list_dataset_versions(dataset.name)
-        if versions:
-            latest.append(max(versions, key=lambda v: v.version))
+        if dataset.latest_version:
+            latest.append(
+                (dataset, client.get_dataset_version(dataset.name, dataset.latest_version))
+            )
     evaluations = sorted(client.list_evaluations(), key=lambda e: e.id, reverse=True)
     return _Board(latest, evaluations[:_SHOWN])
 
 
 def _draw(board: _Board) -> None:
-    section("Datasets", "latest version of each")
+    section("Datasets", "latest version of each; open one for its quality, profile and lineage")
     if not board.datasets:
         empty_state(
             "No datasets yet: upload a CSV or Parquet file and say what each column is.",
             "farpoint dataset upload NAME data.csv --role label=LABEL_COLUMN "
             "--role protected=SEX_COLUMN --role pii=NAME_COLUMN",
         )
-    for version in board.datasets:
-        _dataset_card(version)
+    for dataset, version in board.datasets:
+        _dataset_card(dataset, version)
 
     section("Evaluations", "newest first; each gate against its threshold")
     if not board.evaluations:
@@ -70,13 +73,51 @@ def _draw(board: _Board) -> None:
         _evaluation_card(evaluation)
 
 
-def _dataset_card(version: DatasetVersionOut) -> None:
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _governance(dataset: DatasetOut, version: DatasetVersionOut) -> None:
+    """Quality, pending reviews, retention: what needs the data scientist's attention."""
+    q = version.quality
+    with ui.row().classes("gap-1 items-center"):
+        if q is None:
+            ui.badge("no quality report", color="grey-6").classes("quality-badge")
+        elif not q.passed or q.errors:
+            ui.badge(f"quality: {_count(q.errors, 'error')}", color="negative").classes(
+                "quality-badge"
+            )
+        elif q.warnings:
+            ui.badge(f"quality: {_count(q.warnings, 'warning')}", color="orange-8").classes(
+                "quality-badge"
+            )
+        else:
+            ui.badge("quality passed", color="positive").classes("quality-badge")
+        pending = len(version.pending_classification)
+        if pending:
+            ui.badge(f"{pending} to review", color="orange-8").classes("pending-badge").tooltip(
+                "Columns proposed as PII, protected or identifiers: "
+                + ", ".join(version.pending_classification)
+            )
+    retention = (
+        "rows kept until erased"
+        if dataset.retention_days is None
+        else f"rows expire {_count(dataset.retention_days, 'day')} after registration"
+    )
+    if not version.rows_available:
+        retention = f"rows purged ({version.purge_reason or 'purged'})"
+    ui.label(retention).classes("text-caption text-grey-7 retention")
+
+
+def _dataset_card(dataset: DatasetOut, version: DatasetVersionOut) -> None:
     with (
         ui.card().props("flat bordered").classes("w-full dataset-card"),
         ui.row().classes("w-full items-start justify-between no-wrap gap-6"),
     ):
         with ui.column().classes("gap-1 min-w-[16rem]"):
-            ui.label(version.dataset).classes("text-subtitle1 text-weight-bold dataset-name")
+            ui.link(version.dataset, f"/datasets/{version.dataset}").classes(
+                "text-subtitle1 text-weight-bold dataset-name dataset-link"
+            )
             ui.label(
                 f"version {version.version} · {version.row_count:,} rows · "
                 f"{len(version.columns)} columns · {human_bytes(version.size_bytes)}"
@@ -86,6 +127,7 @@ def _dataset_card(version: DatasetVersionOut) -> None:
                 f"from {version.source_filename} by {version.created_by}, "
                 f"{stamp(version.created_at)}"
             ).classes("text-caption text-grey-7")
+            _governance(dataset, version)
         roles = {column: str(role) for column, role in version.roles.items()}
         for column in version.columns:
             roles.setdefault(column.name, "no role")

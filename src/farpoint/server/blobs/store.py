@@ -77,6 +77,15 @@ class BlobStore:
                 os.unlink(tmp)
             raise
 
+    def delete(self, digest: str) -> bool:
+        """Remove a blob (rows purged for retention or erasure); False if it was not there.
+        Callers delete only after the transaction that stopped referring to it committed."""
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def read_bytes(self, digest: str) -> bytes:
         """The whole blob, checked against its digest."""
         try:

@@ -1,23 +1,69 @@
-"""Datasets: register immutable versions from uploaded tables, classify their columns."""
+"""Datasets: register immutable versions from uploaded tables, validate them against their
+dataset's contract, profile them, propose and review the classification of their columns."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from farpoint.core.errors import Conflict, NotFound, ValidationFailed
+from farpoint.core.errors import Conflict, FarpointError, NotFound, ValidationFailed
 from farpoint.server.blobs.store import BlobStore
 from farpoint.server.datasets import repository as repo
+from farpoint.server.datasets.access import team_name
+from farpoint.server.datasets.analysis import analyze
+from farpoint.server.datasets.classification import (
+    carry_reviews,
+    check_roles,
+    pending_review,
+    settle,
+)
+from farpoint.server.datasets.contracts import add_contract
 from farpoint.server.datasets.tables import Dataset, DatasetVersion
 from farpoint.server.identity import repository as identity_repo
 from farpoint.server.refs import parse_reference
 from farpoint.wire.common import ColumnRole
-from farpoint.wire.datasets import DatasetOut, DatasetVersionOut
+from farpoint.wire.datasets import (
+    DatasetOut,
+    DatasetVersionOut,
+    QualitySummary,
+)
+
+__all__ = [
+    "Gone",
+    "check_roles",
+    "register_version",
+    "resolve",
+    "version_out",
+]
 
 
-def version_out(dataset: Dataset, v: DatasetVersion) -> DatasetVersionOut:
+class Gone(FarpointError):
+    status = 410
+    code = "gone"
+    title = "Gone"
+
+
+def _quality_summary(v: DatasetVersion) -> QualitySummary | None:
+    q = v.quality
+    if not q:
+        return None
+    return QualitySummary(
+        passed=bool(q.get("passed")),
+        errors=int(q.get("errors", 0)),
+        warnings=int(q.get("warnings", 0)),
+    )
+
+
+def version_out(
+    dataset: Dataset, v: DatasetVersion, parent_ref: str | None = None
+) -> DatasetVersionOut:
     return DatasetVersionOut(
         dataset=dataset.name,
         version=v.version,
@@ -28,36 +74,144 @@ def version_out(dataset: Dataset, v: DatasetVersion) -> DatasetVersionOut:
         columns=v.columns,
         roles=v.roles,
         source_filename=v.source_filename,
+        source_format=v.source_format,
         created_by=v.created_by,
         created_at=v.created_at,
+        quality=_quality_summary(v),
+        contract_version=v.contract_version,
+        pending_classification=pending_review(v),
+        parent=parent_ref,
+        transform=v.transform,
+        rows_available=v.blob_digest is not None,
+        expires_at=v.expires_at,
+        purged_at=v.purged_at,
+        purge_reason=v.purge_reason,
+        erased_rows=v.erased_rows,
     )
+
+
+def version_out_of(s: Session, v: DatasetVersion) -> DatasetVersionOut:
+    """`version_out` with the parent's reference looked up."""
+    dataset = repo.dataset_by_id(s, v.dataset_id)
+    assert dataset is not None
+    parent_ref = None
+    if v.parent_id is not None:
+        parent = repo.version_by_id(s, v.parent_id)
+        if parent is not None:
+            pd = repo.dataset_by_id(s, parent.dataset_id)
+            parent_ref = f"{pd.name if pd else '?'}@{parent.version}"
+    return version_out(dataset, v, parent_ref)
 
 
 def dataset_out(s: Session, d: Dataset) -> DatasetOut:
-    team = None
-    if d.team_id is not None:
-        t = identity_repo.list_teams(s)
-        team = next((x.name for x in t if x.id == d.team_id), None)
+    contract = repo.latest_contract(s, d.id)
     return DatasetOut(
         name=d.name,
-        team=team,
+        team=team_name(s, d),
         latest_version=repo.latest_version_number(s, d.id),
         created_at=d.created_at,
+        retention_days=d.retention_days,
+        contract_version=contract.version if contract else None,
     )
 
 
-def check_roles(roles: dict[str, ColumnRole], columns: list[str]) -> dict[str, str]:
-    """Every column gets a role (unnamed ones are features); at most one label."""
-    unknown = sorted(set(roles) - set(columns))
-    if unknown:
-        raise ValidationFailed(
-            f"roles name columns the table does not have: {unknown}; its columns are {columns}"
+def get_or_create_dataset(s: Session, name: str, team: str | None) -> Dataset:
+    dataset = repo.dataset_by_name(s, name)
+    if dataset is not None:
+        if team and team_name(s, dataset) != team:
+            raise ValidationFailed(
+                f"dataset {name!r} belongs to team {team_name(s, dataset)!r}, not {team!r}; "
+                "a dataset's team is set by its first version"
+            )
+        return dataset
+    team_id = None
+    if team:
+        t = identity_repo.team_by_name(s, team)
+        if t is None:
+            raise NotFound(f"team {team!r} does not exist")
+        team_id = t.id
+    dataset = Dataset(name=name, team_id=team_id)
+    s.add(dataset)
+    s.flush()
+    return dataset
+
+
+def store_version(
+    s: Session,
+    blobs: BlobStore,
+    dataset: Dataset,
+    ingested: Any,
+    *,
+    roles: Mapping[str, ColumnRole | str],
+    filename: str,
+    actor: str,
+    now: datetime,
+    parent: DatasetVersion | None = None,
+    transform: dict[str, Any] | None = None,
+    keep_reviews_from: DatasetVersion | None = None,
+) -> DatasetVersion:
+    """Record an ingested canonical Parquet file as the next version of `dataset`: analyse it
+    against the dataset's contract (inferring the contract on the first version), store the
+    file as a blob and the version's metadata. Nothing is stored if any step fails."""
+    columns = ingested.columns
+    full_roles = check_roles(roles, [c["name"] for c in columns])
+    contract = repo.latest_contract(s, dataset.id)
+    result = analyze(
+        ingested.parquet_path,
+        columns=columns,
+        roles=full_roles,
+        contract=contract.spec if contract else None,
+    )
+    number = repo.latest_version_number(s, dataset.id) + 1
+    if contract is None:
+        from farpoint.ml.contract import contract_to_yaml
+
+        assert result.inferred_contract is not None
+        spec = result.inferred_contract
+        contract = add_contract(
+            s,
+            dataset,
+            spec,
+            contract_to_yaml(spec),
+            f"inferred from {dataset.name}@{number}",
+            actor,
         )
-    full = {c: ColumnRole(roles.get(c, ColumnRole.FEATURE)).value for c in columns}
-    labels = [c for c, r in full.items() if r == ColumnRole.LABEL]
-    if len(labels) > 1:
-        raise ValidationFailed(f"at most one column can be the label; got {labels}")
-    return full
+    classification = settle(result.classification, roles, full_roles, actor)
+    if keep_reviews_from is not None:
+        classification = carry_reviews(classification, keep_reviews_from.classification or {})
+    with ingested.parquet_path.open("rb") as fh:
+        blob_digest = blobs.put_stream(fh)
+    v = DatasetVersion(
+        dataset_id=dataset.id,
+        version=number,
+        digest=ingested.digest,
+        size_bytes=ingested.size_bytes,
+        row_count=ingested.row_count,
+        columns=columns,
+        roles=full_roles,
+        source_filename=filename[:255],
+        source_format=ingested.source_format,
+        created_by=actor,
+        created_at=now,
+        blob_digest=blob_digest,
+        profile=result.profile,
+        quality=result.quality,
+        validation=result.validation,
+        contract_version=contract.version,
+        classification=classification,
+        parent_id=parent.id if parent else None,
+        transform=transform,
+        expires_at=now + timedelta(days=dataset.retention_days) if dataset.retention_days else None,
+        erased_rows=0,
+    )
+    s.add(v)
+    try:
+        s.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"another version of {dataset.name!r} was registered at the same time; retry"
+        ) from exc
+    return v
 
 
 def register_version(
@@ -67,49 +221,26 @@ def register_version(
     name: str,
     upload: Path,
     filename: str,
-    roles: dict[str, ColumnRole],
+    roles: Mapping[str, ColumnRole | str],
+    types: Mapping[str, str] | None,
     team: str | None,
     actor: str,
-) -> DatasetVersionOut:
-    """Parse the upload, store it as canonical Parquet, and record a new version."""
-    from farpoint.ml.tables import canonical_parquet, read_upload, schema_of
+    now: datetime,
+    work_dir: Path,
+    max_bytes: int,
+) -> DatasetVersion:
+    """Ingest an uploaded CSV or Parquet file (streamed, bounded memory) and record it."""
+    from farpoint.ml.ingest import ingest_file
 
-    table = read_upload(upload.read_bytes(), filename)
-    columns = schema_of(table)
-    full_roles = check_roles(roles, [c["name"] for c in columns])
-    data = canonical_parquet(table)
-
-    dataset = repo.dataset_by_name(s, name)
-    if dataset is None:
-        team_id = None
-        if team:
-            t = identity_repo.team_by_name(s, team)
-            if t is None:
-                raise NotFound(f"team {team!r} does not exist")
-            team_id = t.id
-        dataset = Dataset(name=name, team_id=team_id)
-        s.add(dataset)
-        s.flush()
-    digest = blobs.put_bytes(data)
-    v = DatasetVersion(
-        dataset_id=dataset.id,
-        version=repo.latest_version_number(s, dataset.id) + 1,
-        digest=digest,
-        size_bytes=len(data),
-        row_count=table.num_rows,
-        columns=columns,
-        roles=full_roles,
-        source_filename=filename[:255],
-        created_by=actor,
-    )
-    s.add(v)
+    dataset = get_or_create_dataset(s, name, team)
+    out_dir = Path(tempfile.mkdtemp(dir=work_dir, prefix="ingest-"))
     try:
-        s.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"another version of {name!r} was registered at the same time; retry"
-        ) from exc
-    return version_out(dataset, v)
+        ingested = ingest_file(upload, filename, out_dir, types=types, max_bytes=max_bytes)
+        return store_version(
+            s, blobs, dataset, ingested, roles=roles, filename=filename, actor=actor, now=now
+        )
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def resolve(s: Session, ref: str) -> tuple[Dataset, DatasetVersion]:
@@ -125,8 +256,13 @@ def resolve(s: Session, ref: str) -> tuple[Dataset, DatasetVersion]:
     return dataset, v
 
 
-def set_roles(s: Session, ref: str, roles: dict[str, ColumnRole]) -> DatasetVersionOut:
-    dataset, v = resolve(s, ref)
-    v.roles = check_roles(roles, [c["name"] for c in v.columns])
-    s.flush()
-    return version_out(dataset, v)
+def rows_blob(dataset: Dataset, v: DatasetVersion) -> str:
+    """The blob holding the version's rows; Gone (410) once they were purged."""
+    if v.blob_digest is None:
+        when = v.purged_at.date().isoformat() if v.purged_at else "earlier"
+        raise Gone(
+            f"the rows of {dataset.name}@{v.version} were purged ({v.purge_reason or 'purged'}, "
+            f"{when}); its digest, profile and lineage stay on record",
+            ref=f"{dataset.name}@{v.version}",
+        )
+    return v.blob_digest

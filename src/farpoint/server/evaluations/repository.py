@@ -56,3 +56,14 @@ def latest_passed(s: Session, model_version_id: int) -> Evaluation | None:
         .limit(1)
     )
     return s.scalars(q).first()
+
+
+def evaluations_on(s: Session, dataset_version_ids: list[int]) -> Sequence[Evaluation]:
+    if not dataset_version_ids:
+        return []
+    q = (
+        select(Evaluation)
+        .where(Evaluation.dataset_version_id.in_(dataset_version_ids))
+        .order_by(Evaluation.id)
+    )
+    return s.scalars(q).all()

@@ -129,7 +129,7 @@ def evaluate(s: Session, blobs: BlobStore, body: EvaluationCreate, actor: str) -
             f"{ref} is one of the datasets {model.name}@{mv.version} was trained on; "
             "evaluate on held-out data"
         )
-    frame = to_pandas(blobs.read_bytes(dv.digest))
+    frame = to_pandas(blobs.read_bytes(datasets.rows_blob(dataset, dv)))
     needed = [i["name"] for i in mv.signature["inputs"]] + [mv.label_column]
     missing = [c for c in needed if c not in frame.columns]
     if missing:

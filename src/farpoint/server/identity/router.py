@@ -55,6 +55,15 @@ def list_teams(_p: Anyone, s: DbSession) -> Page[TeamOut]:
     return Page(items=[TeamOut.model_validate(t) for t in repo.list_teams(s)])
 
 
+@router.post("/teams/{name}/members/{user}", status_code=204)
+def add_member(name: str, user: str, p: Admin, s: DbSession, ctx: Ctx) -> Response:
+    """Add a user to a team: datasets owned by the team become readable to them."""
+    service.add_member(s, name, user)
+    audit.record(s, ctx, p.user, "team.member.add", f"team/{name}/{user}")
+    s.commit()
+    return Response(status_code=204)
+
+
 @router.post("/users", status_code=201)
 def create_user(body: UserCreate, p: Admin, s: DbSession, ctx: Ctx) -> UserOut:
     out = service.create_user(s, body)

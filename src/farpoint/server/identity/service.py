@@ -47,6 +47,19 @@ def create_team(s: Session, name: str) -> TeamOut:
     return TeamOut.model_validate(team)
 
 
+def add_member(s: Session, team: str, user: str) -> None:
+    t = repo.team_by_name(s, team)
+    if t is None:
+        raise NotFound(f"team {team!r} does not exist")
+    u = repo.user_by_name(s, user)
+    if u is None:
+        raise NotFound(f"user {user!r} does not exist")
+    if team in repo.teams_of(s, u.id):
+        raise Conflict(f"{user!r} is already a member of team {team!r}")
+    repo.add_member(s, t.id, u.id)
+    s.flush()
+
+
 def create_user(s: Session, body: UserCreate) -> UserOut:
     if repo.user_by_name(s, body.name) is not None:
         raise Conflict(f"user {body.name!r} already exists")

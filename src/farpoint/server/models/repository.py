@@ -56,3 +56,22 @@ def versions(s: Session, model_id: int, after_id: int, limit: int) -> Sequence[M
         .limit(limit)
     )
     return s.scalars(q).all()
+
+
+def runs_using(s: Session, dataset_refs: set[str]) -> list[TrainingRun]:
+    """Training runs that read any of these dataset versions (`NAME@VERSION`).
+
+    The run's datasets are a JSON list; scanning it in Python keeps one query for SQLite
+    and PostgreSQL alike (runs are few next to rows)."""
+    return [
+        r
+        for r in s.scalars(select(TrainingRun).order_by(TrainingRun.id))
+        if set(r.datasets) & dataset_refs
+    ]
+
+
+def versions_of_runs(s: Session, run_ids: list[int]) -> Sequence[ModelVersion]:
+    if not run_ids:
+        return []
+    q = select(ModelVersion).where(ModelVersion.run_id.in_(run_ids)).order_by(ModelVersion.id)
+    return s.scalars(q).all()

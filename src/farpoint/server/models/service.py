@@ -95,19 +95,79 @@ def resolve(s: Session, ref: str) -> tuple[Model, ModelVersion]:
     return model, v
 
 
-def _check_inputs_are_allowed(s: Session, run: TrainingRun, input_names: list[str]) -> None:
-    """Refuse a model that reads a PII or protected column of the data it was trained on."""
+def _check_training_data(
+    s: Session, run: TrainingRun, input_names: list[str], rules: dict[str, Any]
+) -> None:
+    """Refuse a model that reads a PII, identifier, label or (unless the policy allows it)
+    protected column of the data it was trained on, a column whose proposed classification
+    nobody reviewed, or data whose quality report failed a check the policy blocks on."""
+    allowed_protected = set(rules.get("allow_protected_features", []))
     for ref in run.datasets:
         _, v = datasets.resolve(s, ref)
         for name in input_names:
             role = v.roles.get(name)
-            if role in (ColumnRole.PII, ColumnRole.PROTECTED, ColumnRole.LABEL):
+            if role == ColumnRole.PROTECTED and name in allowed_protected:
+                continue
+            if role in (ColumnRole.PII, ColumnRole.ID, ColumnRole.PROTECTED, ColumnRole.LABEL):
+                hint = (
+                    " (a policy's data.allow_protected_features can allow it)"
+                    if role == ColumnRole.PROTECTED
+                    else ""
+                )
                 raise ValidationFailed(
                     f"the model reads column {name!r}, classified as {role} in {ref}; "
-                    f"{role} columns may not be model inputs",
+                    f"{role} columns may not be model inputs{hint}",
                     column=name,
                     role=role,
                 )
+            finding = (v.classification or {}).get(name)
+            if finding and finding.get("status") == "proposed":
+                raise ValidationFailed(
+                    f"the model reads column {name!r}, proposed as {finding.get('role')} "
+                    f"({finding.get('kind')}) in {ref} and not reviewed yet: accept or reject "
+                    f"the proposal first (farpoint dataset classify {ref})",
+                    column=name,
+                )
+        blocking = _blocking_checks(v.quality, rules)
+        if blocking:
+            names = ", ".join(
+                f"{c['check']}{'[' + c['column'] + ']' if c.get('column') else ''}"
+                for c in blocking
+            )
+            raise ValidationFailed(
+                f"the training data {ref} failed quality checks the policy blocks on "
+                f"({rules.get('block_on')} or worse): {names}; fix the data, or list the "
+                "checks under the policy's data.allow_checks",
+                dataset=ref,
+                checks=[c["check"] for c in blocking],
+            )
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def _blocking_checks(quality: dict[str, Any] | None, rules: dict[str, Any]) -> list[Any]:
+    block_on = rules.get("block_on", "error")
+    if not quality or block_on == "none":
+        return []
+    floor = _SEVERITY_RANK[block_on]
+    allowed = set(rules.get("allow_checks", []))
+    return [
+        c
+        for c in quality.get("checks", [])
+        if not c.get("passed")
+        and _SEVERITY_RANK.get(c.get("severity", "info"), 0) >= floor
+        and c.get("check") not in allowed
+    ]
+
+
+def _data_rules(s: Session, meta: ModelVersionMeta) -> dict[str, Any]:
+    from farpoint.ml.policy import data_rules
+    from farpoint.server.evaluations import service as evaluations
+
+    if meta.policy is None:
+        return data_rules(None)
+    return data_rules(evaluations.resolve_policy(s, meta.policy).spec)
 
 
 def register_version(
@@ -125,7 +185,7 @@ def register_version(
     run = repo.run_by_id(s, meta.run_id)
     if run is None:
         raise NotFound(f"training run {meta.run_id} does not exist; record the run first")
-    _check_inputs_are_allowed(s, run, [i.name for i in meta.signature.inputs])
+    _check_training_data(s, run, [i.name for i in meta.signature.inputs], _data_rules(s, meta))
     data = onnx_file.read_bytes()
     check_onnx(data, meta, GOLDEN_TOLERANCE)
 

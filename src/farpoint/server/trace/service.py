@@ -8,7 +8,10 @@ from farpoint.core import keys
 from farpoint.core.errors import NotFound
 from farpoint.server.attestations import repository as attestation_repo
 from farpoint.server.attestations.service import attestation_out
+from farpoint.server.datasets import lineage as dataset_lineage
+from farpoint.server.datasets import repository as dataset_repo
 from farpoint.server.datasets import service as datasets
+from farpoint.server.datasets.tables import DatasetVersion
 from farpoint.server.devices import repository as device_repo
 from farpoint.server.evaluations import repository as evaluation_repo
 from farpoint.server.evaluations import service as evaluations
@@ -27,13 +30,27 @@ def _attested(s: Session, digest: str) -> list[AttestationOut]:
 
 
 def _dataset_link(s: Session, ref: str) -> TraceLink:
-    dataset, v = datasets.resolve(s, ref)
+    _, v = datasets.resolve(s, ref)
+    return _version_link(s, v, depth=0)
+
+
+def _version_link(s: Session, v: DatasetVersion, depth: int) -> TraceLink:
+    """A dataset version and, below it, the version it was derived from, back to the upload."""
+    parent = dataset_repo.version_by_id(s, v.parent_id) if v.parent_id is not None else None
+    children = [_version_link(s, parent, depth + 1)] if parent is not None and depth < 50 else []
+    state = ""
+    if v.blob_digest is None:
+        state = f"; rows purged ({v.purge_reason})"
+    elif v.erased_rows:
+        state = f"; {v.erased_rows} rows erased since"
     return TraceLink(
         kind="dataset_version",
-        ref=f"{dataset.name}@{v.version}",
+        ref=dataset_lineage.ref_of(s, v),
         digest=v.digest,
-        summary=f"{v.row_count} rows from {v.source_filename}, registered by {v.created_by}",
+        summary=f"{v.row_count} rows, {dataset_lineage.source_of(v)}, registered by "
+        f"{v.created_by}{state}",
         attestations=_attested(s, v.digest),
+        children=children,
     )
 
 
