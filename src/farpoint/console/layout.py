@@ -31,7 +31,8 @@ VIEWS: tuple[View, ...] = (
         "/data-science",
         "Data science",
         "data scientist",
-        "Datasets and their column roles, evaluations against their gates, fairness.",
+        "Datasets with their quality, profiles and column roles; evaluations against their "
+        "gates; fairness.",
     ),
     View(
         "ai-engineer",

@@ -100,7 +100,7 @@ def _governance(dataset: DatasetOut, version: DatasetVersionOut) -> None:
                 + ", ".join(version.pending_classification)
             )
     retention = (
-        "rows kept until erased"
+        "no retention period"
         if dataset.retention_days is None
         else f"rows expire {_count(dataset.retention_days, 'day')} after registration"
     )

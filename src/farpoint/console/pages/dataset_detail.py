@@ -144,7 +144,7 @@ def _facts(d: _Detail) -> None:
         ("Source", f"{v.source_filename} ({v.source_format}), by {v.created_by}, "
                    f"{stamp(v.created_at)}"),
         ("Stored rows", _stored_rows(v)),
-        ("Retention", "kept until erased" if d.dataset.retention_days is None
+        ("Retention", "no retention period" if d.dataset.retention_days is None
                       else f"{_count(d.dataset.retention_days, 'day')} after registration"),
         ("Contract", "—" if v.contract_version is None
                      else f"validated against contract version {v.contract_version}"),
