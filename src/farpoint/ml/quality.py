@@ -17,31 +17,46 @@ Label leakage, a single feature that predicts the label almost perfectly, scores
   values are reported as high-cardinality instead, and one distinct value per row as
   id-like;
 - numeric label (regression): |Pearson r| for numeric features.
+
+The leakage pass lives in `farpoint.ml.leakage`; `DuplicateRows` and `report_checks` let
+one read of the file feed this report and other accumulators at once
+(`farpoint.ml.registration`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farpoint.ml.contract import validate_parquet
-from farpoint.ml.profile import (
-    BATCH_ROWS,
-    bin_indices,
-    raw_numbers,
-    stream_batches,
-    validity_mask,
-    value_hashes,
+from farpoint.ml.columns import stream_batches
+from farpoint.ml.hashes import value_hashes
+from farpoint.ml.leakage import (
+    ID_LIKE_MIN_ROWS,
+    LEAKAGE_MIN_ROWS,
+    MAX_LABEL_CLASSES,
+    LeakagePass,
+    id_like,
+    label_classes,
 )
+from farpoint.ml.validation import validate_parquet
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
-__all__ = ["LEAKAGE_MIN_ROWS", "THRESHOLDS", "quality_report"]
+__all__ = [
+    "ID_LIKE_MIN_ROWS",
+    "LEAKAGE_MIN_ROWS",
+    "MAX_LABEL_CLASSES",
+    "THRESHOLDS",
+    "DuplicateRows",
+    "label_of",
+    "quality_limits",
+    "quality_report",
+    "report_checks",
+]
 
+BATCH_ROWS = 65_536
 THRESHOLDS: dict[str, float] = {
     # share of missing values (null or NaN) above which a column is flagged (warning)
     "missing_share": 0.05,
@@ -61,14 +76,7 @@ THRESHOLDS: dict[str, float] = {
     "outlier_share": 0.01,
 }
 """Default thresholds; `quality_report(thresholds=...)` overrides any of them."""
-
-LEAKAGE_MIN_ROWS = 10
-"""Categories (or bins) with fewer rows than this are pooled before computing lambda."""
-ID_LIKE_MIN_ROWS = 20
-MAX_LABEL_CLASSES = 50
-"""An integer label with more distinct values than this is treated as a regression target."""
 _ROW_PRIME = 0x100000001B3
-_LEAKAGE_ROLES = ("feature",)
 _CHECKED_ROLES = ("feature", "protected", "label")
 
 
@@ -92,141 +100,37 @@ def _check(
     }
 
 
-class _Leakage:
-    """Joint counts of (bin or category, label class) for one feature, batch by batch."""
+class DuplicateRows:
+    """Whole-row duplicates through a 64-bit hash per row, combined from the columns'
+    `value_hashes` in a fixed column order; 8 bytes a row, sorted at the end."""
 
-    def __init__(self, name: str, edges: list[Any] | None, classes: int) -> None:
-        self.name, self.edges, self.classes = name, edges, classes
-        self.joint: dict[Any, Any] = {}
-        self.binned: Any = None
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
 
-    def add(self, arr: pa.Array, codes: np.ndarray, labelled: np.ndarray) -> None:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        k = self.classes
-        keep = labelled if not arr.null_count else labelled & validity_mask(arr)
-        if self.edges is not None:
-            values = raw_numbers(arr)
-            if values.dtype.kind == "f":
-                keep = keep & ~np.isnan(values)
-            idx = bin_indices(self.edges, values[keep])
-            counts = np.bincount(idx * k + codes[keep], minlength=(len(self.edges) + 1) * k)
-            self.binned = counts if self.binned is None else self.binned + counts
-            return
-        if pa.types.is_boolean(arr.type):
-            idx = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
-            dictionary: list[Any] = [False, True]
-        elif pa.types.is_dictionary(arr.type):
-            idx = raw_numbers(arr.indices)
-            dictionary = arr.dictionary.to_pylist()
-        else:
-            encoded = pc.dictionary_encode(arr)
-            idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-            dictionary = encoded.dictionary.to_pylist()
-        counts = np.bincount(idx[keep] * k + codes[keep], minlength=len(dictionary) * k)
-        for i, value in enumerate(dictionary):
-            row = counts[i * k : (i + 1) * k]
-            if row.any():
-                self.joint[value] = row if value not in self.joint else self.joint[value] + row
-
-    def table(self) -> np.ndarray:
+    def add(self, rows: int, column_hashes: Sequence[np.ndarray]) -> None:
+        """One batch of `rows` rows, given each column's value hashes in column order."""
         import numpy as np
 
-        if self.edges is not None:
-            return np.asarray(self.binned).reshape(-1, self.classes)
-        if not self.joint:
-            return np.zeros((0, self.classes), dtype=np.int64)
-        return np.vstack(list(self.joint.values()))
+        row = np.zeros(rows, dtype=np.uint64)
+        for hashes in column_hashes:
+            row = (row * np.uint64(_ROW_PRIME)) ^ hashes
+        self.parts.append(row)
 
-
-def _lambda(table: np.ndarray) -> float | None:
-    """Goodman-Kruskal lambda of the label given the rows of `table`, rare rows pooled."""
-    import numpy as np
-
-    sizes = table.sum(axis=1)
-    rare = sizes < LEAKAGE_MIN_ROWS
-    if rare.any():
-        table = np.vstack([table[~rare], table[rare].sum(axis=0, keepdims=True)])
-    total = int(table.sum())
-    majority = int(table.sum(axis=0).max()) if total else 0
-    if total == 0 or majority == total:
-        return None
-    return (int(table.max(axis=1).sum()) - majority) / (total - majority)
-
-
-def _auc_score(table: np.ndarray) -> float | None:
-    """max over classes of max(AUC, 1 - AUC), the bins taken in order."""
-    import numpy as np
-
-    best: float | None = None
-    totals = table.sum(axis=1)
-    for c in range(table.shape[1]):
-        pos = table[:, c].astype(np.float64)
-        neg = totals - pos
-        p, n = pos.sum(), neg.sum()
-        if p == 0 or n == 0:
-            continue
-        below = np.concatenate(([0.0], np.cumsum(neg)[:-1]))
-        auc = float((pos * (below + 0.5 * neg)).sum() / (p * n))
-        score = max(auc, 1 - auc)
-        best = score if best is None else max(best, score)
-    return best
-
-
-class _Correlation:
-    """Streaming Pearson correlation of a feature with a numeric label (Chan's merge)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.n = 0
-        self.mx = self.my = self.cxy = self.m2x = self.m2y = 0.0
-
-    def add(self, arr: pa.Array, label: np.ndarray, labelled: np.ndarray) -> None:
+    def count(self) -> int:
+        """Rows that repeat an earlier row exactly."""
         import numpy as np
 
-        x = raw_numbers(arr).astype(np.float64)
-        keep = labelled & np.isfinite(x)
-        if arr.null_count:
-            keep &= validity_mask(arr)
-        x, y = x[keep], label[keep]
-        n_b = x.size
-        if not n_b:
-            return
-        mx, my = float(x.mean()), float(y.mean())
-        dx, dy = x - mx, y - my
-        n = self.n + n_b
-        ddx, ddy = mx - self.mx, my - self.my
-        self.cxy += float((dx * dy).sum()) + ddx * ddy * self.n * n_b / n
-        self.m2x += float((dx * dx).sum()) + ddx * ddx * self.n * n_b / n
-        self.m2y += float((dy * dy).sum()) + ddy * ddy * self.n * n_b / n
-        self.mx += ddx * n_b / n
-        self.my += ddy * n_b / n
-        self.n = n
-
-    def score(self) -> float | None:
-        if self.m2x <= 0 or self.m2y <= 0:
-            return None
-        return abs(self.cxy / math.sqrt(self.m2x * self.m2y))
+        every = np.sort(np.concatenate(self.parts)) if self.parts else np.zeros(0, np.uint64)
+        self.parts = []
+        return int(np.count_nonzero(every[1:] == every[:-1]))
 
 
-def _label_of(roles: Mapping[str, str], profile: Mapping[str, Any]) -> str | None:
+def label_of(roles: Mapping[str, str], profile: Mapping[str, Any]) -> str | None:
+    """The label column, if the roles name one the profile has."""
     for name, role in roles.items():
         if role == "label" and name in profile["columns"]:
             return name
     return None
-
-
-def _classes(label: Mapping[str, Any]) -> list[Any] | None:
-    classes = label.get("classes")
-    if not classes:
-        return None
-    if label["kind"] == "numeric" and (
-        label["dtype"] != "int64" or len(classes) > MAX_LABEL_CLASSES
-    ):
-        return None
-    return [c["value"] for c in classes]
 
 
 def _data_pass(
@@ -239,115 +143,20 @@ def _data_pass(
     batch_size: int,
 ) -> tuple[int, dict[str, float | None]]:
     """Duplicate rows, and a leakage score per candidate feature."""
-    import numpy as np
-    import pyarrow as pa
-
-    stats = profile["columns"]
-    classes = _classes(stats[label]) if label else None
-    regression = label is not None and classes is None and stats[label]["kind"] == "numeric"
-    leak: dict[str, _Leakage] = {}
-    corr: dict[str, _Correlation] = {}
-    for name in columns:
-        col = stats.get(name, {})
-        if roles.get(name, "feature") not in _LEAKAGE_ROLES or name == label or not label:
-            continue
-        hist = col.get("histogram")
-        if "distinct" in col and _id_like(col, limits):
-            continue  # reported as id-like instead: one row per value predicts anything
-        if classes is not None and hist:
-            leak[name] = _Leakage(name, hist["edges"], len(classes))
-        elif classes is not None and col.get("kind") in ("categorical", "boolean"):
-            if _categories_ok(col, limits):
-                leak[name] = _Leakage(name, None, len(classes))
-        elif regression and col.get("kind") == "numeric" and not col.get("private"):
-            corr[name] = _Correlation(name)
-    class_set = (
-        pa.array(classes, type=pa.bool_() if isinstance(classes[0], bool) else None)
-        if classes
-        else None
-    )
-    hashes = []
-    # Strings with few values are read as dictionary codes: hashing and counting them
-    # then touches each distinct string once per batch.
-    encoded = [
-        n
-        for n in columns
-        if stats.get(n, {}).get("kind") == "categorical"
-        and stats[n].get("distinct_exact")
-        and not stats[n].get("private")
-    ]
-    for batch in stream_batches(path, columns, batch_size, encoded):
-        row = np.zeros(batch.num_rows, dtype=np.uint64)
-        for arr in batch.columns:
-            row = (row * np.uint64(_ROW_PRIME)) ^ value_hashes(arr)
-        hashes.append(row)
-        if label is None or not (leak or corr):
-            continue
-        target = batch.column(label)
-        if class_set is not None:
-            codes, labelled = _label_codes(target, class_set)
-            for name, counter in leak.items():
-                counter.add(batch.column(name), codes, labelled)
-        else:
-            y = raw_numbers(target).astype(np.float64)
-            labelled = np.isfinite(y)
-            if target.null_count:
-                labelled &= validity_mask(target)
-            for name, correlation in corr.items():
-                correlation.add(batch.column(name), y, labelled)
-    every = np.sort(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
-    duplicates = int(np.count_nonzero(every[1:] == every[:-1]))
-    scores: dict[str, float | None] = {}
-    for name, counter in leak.items():
-        table = counter.table()
-        candidates = [_lambda(table)]
-        if counter.edges is not None:
-            candidates.append(_auc_score(table))
-        known = [s for s in candidates if s is not None]
-        scores[name] = max(known) if known else None
-    for name, correlation in corr.items():
-        scores[name] = correlation.score()
-    return duplicates, scores
+    leakage = LeakagePass(columns, roles, profile, label, limits)
+    duplicates = DuplicateRows()
+    for batch in stream_batches(path, columns, batch_size, leakage.dictionary):
+        duplicates.add(batch.num_rows, [value_hashes(arr) for arr in batch.columns])
+        leakage.add(batch)
+    return duplicates.count(), leakage.scores()
 
 
-def _label_codes(target: pa.Array, classes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's class index, and whether the row has a known label."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_dictionary(target.type):
-        if not len(target.dictionary):
-            return np.zeros(len(target), dtype=np.int64), np.zeros(len(target), dtype=bool)
-        known = pc.index_in(target.dictionary, value_set=classes).fill_null(-1)
-        codes = known.to_numpy(zero_copy_only=False).astype(np.int64)[raw_numbers(target.indices)]
-        labelled = codes >= 0
-        if target.null_count:
-            labelled &= validity_mask(target)
-        return np.maximum(codes, 0), labelled
-    found = pc.index_in(target, value_set=classes)
-    labelled = validity_mask(found) if found.null_count else np.ones(len(found), dtype=bool)
-    return found.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), labelled
-
-
-def _categories_ok(col: Mapping[str, Any], limits: Mapping[str, float]) -> bool:
-    if col.get("private") or not col.get("distinct_exact"):
-        return False
-    if col.get("distinct", 0) > limits["max_categories"]:
-        return False
-    return not _id_like(col, limits)
-
-
-def _id_like(col: Mapping[str, Any], limits: Mapping[str, float]) -> bool:
-    """A string or integer column with (nearly) one value per row; continuous numbers
-    are all distinct by nature and are not identifiers for that."""
-    values = col["count"] - col["null_count"]
-    return (
-        (col.get("kind") == "categorical" or col.get("dtype") == "int64")
-        and bool(col.get("distinct_exact"))
-        and values >= ID_LIKE_MIN_ROWS
-        and col.get("distinct", 0) >= limits["id_like_ratio"] * values
-    )
+def quality_limits(thresholds: Mapping[str, float] | None) -> dict[str, float]:
+    """THRESHOLDS with `thresholds` applied; ValueError names unknown ones."""
+    unknown = set(thresholds or {}) - set(THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown thresholds {sorted(unknown)}; known: {sorted(THRESHOLDS)}")
+    return {**THRESHOLDS, **(thresholds or {})}
 
 
 def quality_report(
@@ -366,16 +175,28 @@ def quality_report(
     `profile` comes from `profile_parquet` on the same file; with a contract and no
     `validation`, the file is validated here.
     """
-    unknown = set(thresholds or {}) - set(THRESHOLDS)
-    if unknown:
-        raise ValueError(f"unknown thresholds {sorted(unknown)}; known: {sorted(THRESHOLDS)}")
-    limits = {**THRESHOLDS, **(thresholds or {})}
+    limits = quality_limits(thresholds)
     if contract is not None and validation is None:
         validation = validate_parquet(path, contract, batch_size=batch_size)
     names = [c["name"] for c in columns]
-    stats = profile["columns"]
-    label = _label_of(roles, profile)
+    label = label_of(roles, profile)
     duplicates, leakage = _data_pass(path, names, roles, profile, label, limits, batch_size)
+    return report_checks(names, roles, profile, contract, validation, limits, duplicates, leakage)
+
+
+def report_checks(
+    names: Sequence[str],
+    roles: Mapping[str, str],
+    profile: Mapping[str, Any],
+    contract: Mapping[str, Any] | None,
+    validation: Mapping[str, Any] | None,
+    limits: Mapping[str, float],
+    duplicates: int,
+    leakage: Mapping[str, float | None],
+) -> dict[str, Any]:
+    """The report from what the data pass found (duplicate rows, leakage scores)."""
+    stats = profile["columns"]
+    label = label_of(roles, profile)
     rows = int(profile["row_count"])
 
     checks = [_duplicates(duplicates, rows, limits)]
@@ -419,7 +240,7 @@ def _duplicates(duplicates: int, rows: int, limits: Mapping[str, float]) -> dict
 def _class_balance(
     label: str, col: Mapping[str, Any], limits: Mapping[str, float]
 ) -> list[dict[str, Any]]:
-    classes = _classes(col)
+    classes = label_classes(col)
     if not classes:
         return []
     counts = {_class_name(c["value"]): c["count"] for c in col["classes"]}
@@ -517,7 +338,7 @@ def _cardinality(
         )
     if col["kind"] == "categorical" or col["dtype"] == "int64":
         ratio = distinct / values if values else 0.0
-        flagged = _id_like(col, limits)
+        flagged = id_like(col, limits)
         out.append(
             _check(
                 "id_like",

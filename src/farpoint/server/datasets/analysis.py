@@ -110,27 +110,25 @@ def analyze(
 ) -> Analysis:
     """Classify, profile, validate against `contract` (inferred from these rows when None)
     and judge quality."""
-    from farpoint.ml.contract import infer_contract, validate_parquet
-    from farpoint.ml.profile import profile_parquet
-    from farpoint.ml.quality import quality_report
+    from farpoint.ml.contract import infer_contract
+    from farpoint.ml.registration import analyze_rows
 
     classification = classification_of(parquet)
     sensitive = sensitive_columns(roles, classification)
-    profile = profile_parquet(parquet, roles)
-    inferred = None
-    if contract is None:
-        # Sensitive columns get type and nullability only: their values stay out of it.
-        guarded = {**roles, **{c: "pii" for c in sensitive if roles.get(c) != "id"}}
-        inferred = contract = infer_contract(columns, profile, guarded)
-    validation = validate_parquet(parquet, contract)
-    quality = quality_report(
+    # Sensitive columns get type and nullability only: their values stay out of it.
+    guarded = {**roles, **{c: "pii" for c in sensitive if roles.get(c) != "id"}}
+    # One orchestrated pipeline reads the file as few times as these results allow; the
+    # results are those of profile_parquet, infer_contract, validate_parquet and
+    # quality_report called one after the other.
+    rows = analyze_rows(
         parquet,
         columns=columns,
         roles=roles,
-        profile=profile,
         contract=contract,
-        validation=validation,
+        infer=lambda profile: infer_contract(columns, profile, guarded),
     )
+    profile, validation, quality = rows.profile, rows.validation, rows.quality
+    inferred = rows.contract if contract is None else None
     return Analysis(
         profile=redact_profile(profile, sensitive),
         validation=redact_validation(validation, sensitive),
