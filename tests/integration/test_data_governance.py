@@ -182,6 +182,19 @@ def test_pseudonymized_version_keeps_joins_and_lineage(api, token_for):
         ds.pseudonymize("vitals@1", [vitals.LABEL])
 
 
+def test_trace_walks_a_derived_version_back_to_its_upload(api, app, token_for):
+    from farpoint.server.trace.service import dataset_link
+
+    ds = _client(api, token_for("data-scientist"))
+    ds.upload_dataset("vitals", vitals.generate(n_rows=100, seed=8), roles=vitals.COLUMN_ROLES)
+    ds.pseudonymize("vitals@1", ["mrn"])
+    with app.state.ctx.db.session() as s:
+        link = dataset_link(s, "vitals@2")
+    assert link.ref == "vitals@2" and "pseudonymized mrn" in link.summary
+    assert [c.ref for c in link.children] == ["vitals@1"]
+    assert "uploaded" in link.children[0].summary and link.children[0].children == []
+
+
 def test_retention_purges_rows_and_keeps_the_record(api, token_for, clock):
     ds = _client(api, token_for("data-scientist"))
     ds.upload_dataset("vitals", vitals.generate(n_rows=200, seed=4), roles=vitals.COLUMN_ROLES)

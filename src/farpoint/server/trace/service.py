@@ -29,7 +29,7 @@ def _attested(s: Session, digest: str) -> list[AttestationOut]:
     return [attestation_out(s, r) for r in rows]
 
 
-def _dataset_link(s: Session, ref: str) -> TraceLink:
+def dataset_link(s: Session, ref: str) -> TraceLink:
     _, v = datasets.resolve(s, ref)
     return _version_link(s, v, depth=0)
 
@@ -64,7 +64,7 @@ def release_link(s: Session, release_id: int) -> TraceLink:
     run = model_repo.run_by_id(s, mv.run_id)
     ev = evaluations.evaluation_out(s, evaluation)
 
-    run_children = [_dataset_link(s, ref) for ref in (run.datasets if run else [])]
+    run_children = [dataset_link(s, ref) for ref in (run.datasets if run else [])]
     commit = (run.code or {}).get("git_commit") if run else None
     run_link = TraceLink(
         kind="training_run",
@@ -90,7 +90,7 @@ def release_link(s: Session, release_id: int) -> TraceLink:
         summary=(
             f"{'passed' if ev.passed else 'FAILED'} {ev.policy} on {ev.dataset}, by {ev.created_by}"
         ),
-        children=[_dataset_link(s, ev.dataset)],
+        children=[dataset_link(s, ev.dataset)],
     )
     return TraceLink(
         kind="release",
