@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from farpoint.ml.column_stats import ExactDistinct
 from farpoint.ml.columns import (
     json_value,
     raw_numbers,
@@ -350,18 +351,13 @@ def _python(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-class _Unique:
-    """Cross-batch uniqueness of one column through 64-bit value hashes."""
+class _Unique(ExactDistinct):
+    """Cross-batch uniqueness of one column through 64-bit value hashes (the profile's
+    distinct counter, which a fused read may hand over already sorted)."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
-        self.parts: list[np.ndarray] = []
-        self.sorted: np.ndarray | None = None
-
-    def add(self, arr: pa.Array, hashes: np.ndarray | None = None) -> None:
-        if hashes is None:
-            hashes = value_hashes(arr)
-        self.parts.append(hashes[validity_mask(arr)] if arr.null_count else hashes)
 
     def use_sorted(self, hashes: np.ndarray) -> None:
         """Take the column's sorted non-null hashes from elsewhere instead of `add`."""
@@ -370,12 +366,9 @@ class _Unique:
     def finish(self, path: Path, failures: _Failures, batch_size: int) -> None:
         import numpy as np
 
-        if self.sorted is not None:
-            hashes = self.sorted
-        elif self.parts:
-            hashes = np.sort(np.concatenate(self.parts))
-        else:
+        if self.sorted is None and not self.parts:
             return
+        hashes = self.sorted_hashes()
         self.parts, self.sorted = [], None
         same = hashes[1:] == hashes[:-1]
         if not same.any():
