@@ -63,6 +63,29 @@ def test_same_rows_give_one_digest_whatever_format_they_arrive_in(api, token_for
     assert len(back) == 400 and list(back.columns) == list(frame.columns)
 
 
+def test_rows_that_do_not_match_their_digest_are_refused(api, app, token_for):
+    from sqlalchemy import update
+
+    from farpoint.core.errors import SignatureError
+    from farpoint.server.datasets.tables import DatasetVersion
+
+    ds = _client(api, token_for("data-scientist"))
+    frame = vitals.generate(n_rows=100, seed=2)
+    v1 = ds.upload_dataset("vitals", frame, roles=vitals.COLUMN_ROLES)
+    v2 = ds.upload_dataset("vitals", frame.head(99), roles=vitals.COLUMN_ROLES)
+    db = app.state.ctx.db
+    with db.session() as s:  # the record of v1 now names v2's file: wrong rows, sound file
+        blob2 = s.get(DatasetVersion, 2).blob_digest
+        s.execute(update(DatasetVersion).where(DatasetVersion.id == 1).values(blob_digest=blob2))
+    with pytest.raises(SignatureError, match=v1.digest):
+        ds.load_dataset("vitals@1")
+    assert len(ds.load_dataset("vitals@2")) == 99
+    # A version registered before content digests existed carries its file's digest.
+    with db.session() as s:
+        s.execute(update(DatasetVersion).where(DatasetVersion.id == 2).values(digest=blob2))
+    assert len(ds.load_dataset("vitals@2")) == 99 and v2.digest != blob2
+
+
 def test_bad_upload_names_the_problem_and_stores_nothing(api, app, token_for):
     ds = _client(api, token_for("data-scientist"))
     before = _stored_blobs(app)

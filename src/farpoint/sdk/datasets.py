@@ -3,6 +3,7 @@ profile, compare, transform, retain, erase, download."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -227,13 +228,18 @@ class DatasetCalls(_Base):
     def download_dataset(
         self, ref: str, version: int | None = None, *, verify: bool = True
     ) -> bytes:
-        """The canonical Parquet bytes of a dataset version, checked against the version's
-        content digest (unless erasure removed rows from it since it was registered)."""
+        """The canonical Parquet bytes of a dataset version, checked against the stored
+        file's digest and the version's content digest (unless erasure removed rows from it
+        since it was registered)."""
         response = self._request("GET", self._dataset_path(ref, version) + "/data")
         data = response.content
+        if not verify:
+            return data
+        blob = response.headers.get("X-Farpoint-Blob-Digest")
+        if blob and "sha256:" + hashlib.sha256(data).hexdigest() != blob:
+            raise SignatureError(f"the file received for {ref} is not the one stored ({blob})")
         expected = response.headers.get("X-Farpoint-Dataset-Digest")
-        erased = response.headers.get("X-Farpoint-Erased-Rows", "0")
-        if verify and expected and erased == "0":
+        if expected and response.headers.get("X-Farpoint-Erased-Rows", "0") == "0":
             actual = _content_digest(data)
             if actual != expected:
                 raise SignatureError(

@@ -386,14 +386,18 @@ def download(name: str, version: int, p: RowReader, s: DbSession, ctx: Ctx) -> S
     blob = service.rows_blob(dataset, v)
     audit.record(s, ctx, p.user, "dataset.version.read", f"{name}@{version}", dataset=v.digest)
     s.commit()
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}-{version}.parquet"',
+        "Content-Length": str(ctx.blobs.size(blob)),
+        "X-Farpoint-Erased-Rows": str(v.erased_rows),
+        "X-Farpoint-Blob-Digest": blob,
+    }
+    if v.digest != v.blob_digest:
+        # The canonical content digest (docs/data.md). Versions registered before it
+        # existed carry their Parquet file's digest instead, and only that is sent.
+        headers["X-Farpoint-Dataset-Digest"] = v.digest
     return StreamingResponse(
         ctx.blobs.iter_verified(blob),
         media_type="application/vnd.apache.parquet",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}-{version}.parquet"',
-            "Content-Length": str(ctx.blobs.size(blob)),
-            # The canonical content digest (docs/data.md), not a hash of these bytes.
-            "X-Farpoint-Dataset-Digest": v.digest,
-            "X-Farpoint-Erased-Rows": str(v.erased_rows),
-        },
+        headers=headers,
     )
