@@ -1,4 +1,4 @@
-"""Stored canonical Parquet back into pandas."""
+"""Stored canonical Parquet back into pandas, only the columns asked for."""
 
 from __future__ import annotations
 
@@ -9,18 +9,22 @@ import pytest
 
 from farpoint.core.errors import ValidationFailed
 from farpoint.ml.ingest import ingest_file
-from farpoint.ml.tables import to_pandas
+from farpoint.ml.tables import read_columns
 
 
-def test_a_stored_version_reads_back_as_the_rows_uploaded(tmp_path: Path) -> None:
+def test_a_stored_version_reads_back_the_columns_asked_for(tmp_path: Path) -> None:
     csv = tmp_path / "people.csv"
     csv.write_text("name,age,score\nada,36,1.5\nbob,,2.0\n")
     result = ingest_file(csv, "people.csv", tmp_path)
-    df = to_pandas(result.parquet_path.read_bytes())
-    assert list(df.columns) == ["name", "age", "score"]
-    assert df["name"].tolist() == ["ada", "bob"] and pd.isna(df["age"][1])
+    df, missing = read_columns(result.parquet_path, ["score", "name", "height"])
+    assert list(df.columns) == ["score", "name"] and missing == ["height"]
+    assert df["name"].tolist() == ["ada", "bob"] and df["score"].tolist() == [1.5, 2.0]
+    ages, _ = read_columns(result.parquet_path, ["age"])
+    assert pd.isna(ages["age"][1])
 
 
-def test_bytes_that_are_not_parquet_are_refused() -> None:
+def test_a_file_that_is_not_parquet_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 but not really")
     with pytest.raises(ValidationFailed, match="not readable Parquet"):
-        to_pandas(b"PAR1 but not really")
+        read_columns(bad, ["x"])

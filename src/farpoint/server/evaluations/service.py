@@ -117,7 +117,7 @@ def compute_metrics(
 
 
 def evaluate(s: Session, blobs: BlobStore, body: EvaluationCreate, actor: str) -> EvaluationOut:
-    from farpoint.ml.tables import to_pandas
+    from farpoint.ml.tables import read_columns
 
     model, mv = models.resolve(s, body.model)
     dataset, dv = datasets.resolve(s, body.dataset)
@@ -129,12 +129,15 @@ def evaluate(s: Session, blobs: BlobStore, body: EvaluationCreate, actor: str) -
             f"{ref} is one of the datasets {model.name}@{mv.version} was trained on; "
             "evaluate on held-out data"
         )
-    frame = to_pandas(blobs.read_bytes(datasets.rows_blob(dataset, dv)))
+    blob = datasets.rows_blob(dataset, dv)
+    for _ in blobs.iter_verified(blob):  # the stored file is what was registered
+        pass
     needed = [i["name"] for i in mv.signature["inputs"]] + [mv.label_column]
-    missing = [c for c in needed if c not in frame.columns]
+    protected = [c for c, r in dv.roles.items() if r == ColumnRole.PROTECTED]
+    frame, missing = read_columns(blobs.path(blob), needed + protected)
+    missing = [c for c in missing if c in needed]
     if missing:
         raise ValidationFailed(f"{ref} lacks columns the model needs: {missing}")
-    protected = [c for c, r in dv.roles.items() if r == ColumnRole.PROTECTED]
     metrics, groups = compute_metrics(
         blobs.read_bytes(mv.digest), frame, mv.signature, mv.label_column, mv.classes, protected
     )
