@@ -287,7 +287,8 @@ def test_model_registration_enforces_the_data_rules(api, token_for, trained):
     mlops.create_policy(
         "lenient", DEFAULT_POLICY_YAML + "data:\n  allow_protected_features: [age]\n"
     )
-    assert register("vitals-b", protected_age, policy="lenient@1").ref == "deterioration@1"
+    allowed = register("vitals-b", protected_age, policy="lenient@1")
+    assert allowed.ref == "deterioration@1" and allowed.data_policy == "lenient@1"
 
     # PII as input is refused whatever the policy.
     with pytest.raises(ValidationFailed, match="classified as pii"):
@@ -299,3 +300,5 @@ def test_model_registration_enforces_the_data_rules(api, token_for, trained):
         register("vitals-d", vitals.COLUMN_ROLES, data=leaky)
     mlops.create_policy("leak-ok", DEFAULT_POLICY_YAML + "data:\n  allow_checks: [label_leakage]\n")
     assert register("vitals-e", vitals.COLUMN_ROLES, policy="leak-ok@1", data=leaky).version == 2
+    assert ds.get_model_version("deterioration@2").data_policy == "leak-ok@1"
+    assert register("vitals-f", vitals.COLUMN_ROLES).data_policy is None  # the defaults

@@ -222,7 +222,7 @@ def test_rollouts_made_before_batches_keep_working(tmp_path, db_url):
     app = create_app(settings)
     engine = app.state.ctx.db.engine
     migrate.upgrade(engine, "0001")
-    migrate.upgrade(engine, "0007")  # today's dataset tables: make_release writes them
+    migrate.upgrade(engine, "0008")  # today's dataset and model tables: make_release writes them
     release = make_release(app)
     now = datetime.now(UTC)
     legacy = [

@@ -135,6 +135,7 @@ def model_show(
             ("parity", v.parity),
             ("run", v.run_id),
             ("datasets", v.datasets),
+            ("data rules", v.data_policy or "the defaults (docs/data.md)"),
             ("size", f"{v.size_bytes} bytes"),
             ("digest", v.digest),
             ("created", f"{render.when(v.created_at)} by {v.created_by}"),

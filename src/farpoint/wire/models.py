@@ -99,6 +99,9 @@ class ModelVersionOut(WireModel):
     parity: dict[str, Any]
     run_id: int
     datasets: list[str]
+    data_policy: str | None = None
+    """The policy whose `data:` rules judged the training data at registration (None: the
+    defaults)."""
     status: Literal["registered", "evaluated", "approved", "released", "retired"]
     created_by: str
     created_at: datetime

@@ -71,6 +71,7 @@ def version_out(s: Session, model: Model, v: ModelVersion) -> ModelVersionOut:
         parity=v.parity,
         run_id=v.run_id,
         datasets=run.datasets if run else [],
+        data_policy=v.data_policy,
         status=v.status,
         created_by=v.created_by,
         created_at=v.created_at,
@@ -161,13 +162,15 @@ def _blocking_checks(quality: dict[str, Any] | None, rules: dict[str, Any]) -> l
     ]
 
 
-def _data_rules(s: Session, meta: ModelVersionMeta) -> dict[str, Any]:
+def _data_rules(s: Session, meta: ModelVersionMeta) -> tuple[dict[str, Any], str | None]:
+    """The data rules that judge the training data, and the policy they came from."""
     from farpoint.ml.policy import data_rules
     from farpoint.server.evaluations import service as evaluations
 
     if meta.policy is None:
-        return data_rules(None)
-    return data_rules(evaluations.resolve_policy(s, meta.policy).spec)
+        return data_rules(None), None
+    policy = evaluations.resolve_policy(s, meta.policy)
+    return data_rules(policy.spec), f"{policy.name}@{policy.version}"
 
 
 def register_version(
@@ -185,7 +188,8 @@ def register_version(
     run = repo.run_by_id(s, meta.run_id)
     if run is None:
         raise NotFound(f"training run {meta.run_id} does not exist; record the run first")
-    _check_training_data(s, run, [i.name for i in meta.signature.inputs], _data_rules(s, meta))
+    rules, data_policy = _data_rules(s, meta)
+    _check_training_data(s, run, [i.name for i in meta.signature.inputs], rules)
     data = onnx_file.read_bytes()
     check_onnx(data, meta, GOLDEN_TOLERANCE)
 
@@ -209,6 +213,7 @@ def register_version(
         parity=meta.parity,
         run_id=run.id,
         status="registered",
+        data_policy=data_policy,
         created_by=actor,
     )
     s.add(v)

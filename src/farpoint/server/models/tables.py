@@ -46,5 +46,8 @@ class ModelVersion(Base):
     parity: Mapped[dict[str, Any]]
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id"))
     status: Mapped[str] = mapped_column(String(16))
+    data_policy: Mapped[str | None] = mapped_column(String(200))
+    """`NAME@VERSION` of the policy whose data rules judged the training data; None: the
+    defaults (a failed error-severity check blocks, no protected attribute as input)."""
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
