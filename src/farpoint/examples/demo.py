@@ -212,6 +212,9 @@ def run_demo(
             report.note(f"  run {run.id}: train ROC AUC {train_auc:.3f}")
 
         with report.stage(result, "register", "Convert to ONNX, check parity, register"):
+            from farpoint.ml.policy import DEFAULT_POLICY_YAML
+
+            policy = mlops.create_policy("ward-default", DEFAULT_POLICY_YAML)
             mv = ds.register_sklearn_model(
                 MODEL,
                 model,
@@ -219,17 +222,19 @@ def run_demo(
                 vitals.FEATURES,
                 run_id=run.id,
                 label_column=vitals.LABEL,
+                policy=policy.ref,
             )
             result.model_ref = mv.ref
             report.note(
                 f"  {mv.ref}: {mv.size_bytes} bytes, parity max |Δp| "
                 f"{mv.parity.get('max_abs_prob_diff', float('nan')):.2e}"
             )
+            report.note(
+                f"  inputs checked against {v_train.ref} under {mv.data_policy}'s data rules "
+                "(no PII, unreviewed or protected column; no blocking quality failure)"
+            )
 
         with report.stage(result, "evaluate", "Evaluate on held-out data against the policy"):
-            from farpoint.ml.policy import DEFAULT_POLICY_YAML
-
-            policy = mlops.create_policy("ward-default", DEFAULT_POLICY_YAML)
             evaluation = ds.evaluate(mv.ref, v_hold.ref, policy.ref)
             result.evaluation = evaluation.model_dump(mode="json")
             for gate in evaluation.gates:
