@@ -146,6 +146,7 @@ def test_a_data_scientist_reviews_validates_and_erases_from_the_command_line(
     r = cli(ds, "dataset", "upload", "vitals", str(dirty), *ROLE_ARGS, "--fail-on", "error")
     assert r.exit_code == 1, r.output
     assert "vitals@2 is registered, but quality checks" in r.output
+    assert "deteriorated: now has nulls" in r.output  # the schema change from vitals@1
     assert json.loads(cli(ds, "dataset", "show", "vitals@2", "--json").output)["version"] == 2
     r = cli(ds, "dataset", "quality", "vitals@2")
     assert r.exit_code == 1, r.output

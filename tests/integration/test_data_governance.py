@@ -140,6 +140,8 @@ def test_contract_is_inferred_then_new_versions_are_validated_and_compared(api, 
     extra = frame.assign(bed=1)
     v3 = ds.upload_dataset("vitals", extra, roles=vitals.COLUMN_ROLES)
     assert v3.contract_version == 2
+    assert v1.schema_changes is None and v2.schema_changes == []
+    assert v3.schema_changes == [{"change": "added", "column": "bed", "old": None, "new": "int64"}]
     changes = ds.compare_dataset_versions("vitals", 1, 3).schema_changes
     assert any(c.get("column") == "bed" for c in changes)
 

@@ -128,6 +128,20 @@ def _derivation(v: DatasetVersionOut) -> str | None:
     return f"{kind} of {v.parent}" + (f" ({render.pairs(transform)})" if transform else "")
 
 
+def _schema_change(c: dict[str, object]) -> str:
+    """One change from the previous version's columns, as a person would say it."""
+    kind, column, old, new = c.get("change"), c.get("column"), c.get("old"), c.get("new")
+    if kind == "added":
+        return f"+ {column} ({new})"
+    if kind == "removed":
+        return f"- {column} ({old})"
+    if kind == "type_changed":
+        return f"{column}: {old} → {new}"
+    if kind == "nullability_changed":
+        return f"{column}: {'now has nulls' if new else 'no nulls now'}"
+    return "columns reordered"
+
+
 def _show_version(v: DatasetVersionOut) -> None:
     pending = set(v.pending_classification)
     columns = Table("column", "type", "nullable", "role", header_style="bold")
@@ -151,6 +165,10 @@ def _show_version(v: DatasetVersionOut) -> None:
         ("contract", "-" if v.contract_version is None else f"version {v.contract_version}"),
         ("stored rows", _rows_state(v)),
     ]
+    if v.schema_changes:
+        items.append(("schema", "; ".join(_schema_change(c) for c in v.schema_changes)))
+    elif v.schema_changes == [] and v.version > 1:
+        items.append(("schema", f"same columns as {v.dataset}@{v.version - 1}"))
     if pending:
         items.append(("to review", Text(", ".join(sorted(pending)), style="yellow")))
     render.fields(v.ref, items, footer=columns)

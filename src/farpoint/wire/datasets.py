@@ -70,6 +70,10 @@ class DatasetVersionOut(WireModel):
     """The contract version this version was validated against."""
     pending_classification: list[str] = Field(default_factory=list)
     """Columns proposed as PII or protected whose proposal nobody has reviewed yet."""
+    schema_changes: list[dict[str, Any]] | None = None
+    """How the columns changed from the previous version: `{"change": "added" | "removed" |
+    "type_changed" | "nullability_changed" | "reordered", "column", "old", "new"}`; None
+    for a first version."""
     parent: str | None = None
     """The version this one was derived from (`NAME@VERSION`)."""
     transform: dict[str, Any] | None = None

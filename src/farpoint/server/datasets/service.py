@@ -80,6 +80,7 @@ def version_out(
         quality=_quality_summary(v),
         contract_version=v.contract_version,
         pending_classification=pending_review(v),
+        schema_changes=v.schema_changes,
         parent=parent_ref,
         transform=v.transform,
         rows_available=v.blob_digest is not None,
@@ -176,6 +177,10 @@ def store_version(
             f"inferred from {dataset.name}@{number}",
             actor,
         )
+    from farpoint.ml.contract import schema_diff
+
+    previous = repo.version(s, dataset.id, number - 1) if number > 1 else None
+    changes = schema_diff(previous.columns, columns) if previous is not None else None
     classification = settle(result.classification, roles, full_roles, actor)
     if keep_reviews_from is not None:
         classification = carry_reviews(classification, keep_reviews_from.classification or {})
@@ -203,6 +208,7 @@ def store_version(
         transform=transform,
         expires_at=now + timedelta(days=dataset.retention_days) if dataset.retention_days else None,
         erased_rows=0,
+        schema_changes=changes,
     )
     s.add(v)
     try:

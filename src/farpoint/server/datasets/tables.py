@@ -51,6 +51,9 @@ class DatasetVersion(Base):
     expires_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]
     purge_reason: Mapped[str | None] = mapped_column(String(16))
+    schema_changes: Mapped[list[Any] | None]
+    """How the columns changed from the previous version (ml.contract.schema_diff); None
+    for a first version."""
     erased_rows: Mapped[int] = mapped_column(BigInteger, default=0)
     """Rows removed from this stored version by erasure requests after it was registered."""
 

@@ -1,4 +1,5 @@
-"""model versions record the policy whose data rules judged their training data
+"""model versions record the policy whose data rules judged their training data; dataset
+versions record how their columns changed from the previous version
 
 Revision ID: 0008
 Revises: 0007
@@ -19,8 +20,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("data_policy", sa.String(length=200), nullable=True))
+    with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("schema_changes", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
+        batch_op.drop_column("schema_changes")
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.drop_column("data_policy")
