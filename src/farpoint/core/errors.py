@@ -14,6 +14,7 @@ __all__ = [
     "FarpointError",
     "Forbidden",
     "GateFailed",
+    "Gone",
     "NotFound",
     "PayloadTooLarge",
     "SignatureError",
@@ -77,6 +78,14 @@ class Conflict(FarpointError):
     title = "Conflict"
 
 
+class Gone(FarpointError):
+    """What was asked for existed and was removed on purpose (rows past their retention)."""
+
+    status = 410
+    code = "gone"
+    title = "Gone"
+
+
 class PayloadTooLarge(FarpointError):
     status = 413
     code = "payload-too-large"
@@ -111,6 +120,7 @@ _BY_STATUS: dict[int, type[FarpointError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Gone,
     413: PayloadTooLarge,
     422: ValidationFailed,
 }

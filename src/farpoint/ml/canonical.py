@@ -79,7 +79,8 @@ __all__ = [
 DIGEST_VERSION = "farpoint-table-digest-v1"
 
 # Digest name → the names a user may give the type (`types=` of an ingest); the first is
-# Arrow's spelling, which is also the `dtype` an ingest reports for a column.
+# Arrow's spelling. An ingest reports the same `dtype`, except `float64` for Arrow's
+# "double" (table_writer._dtype_name).
 TYPE_NAMES: dict[str, tuple[str, ...]] = {
     "bool": ("bool", "boolean"),
     "int64": ("int64", "int", "integer"),
@@ -222,10 +223,6 @@ class TableHasher:
         width = [3 if key == "string" else 2 for key in keys]
         self._streams: list[list[Any]] = [[hashlib.sha256() for _ in range(n)] for n in width]
         self._rows = 0
-
-    @property
-    def row_count(self) -> int:
-        return self._rows
 
     def update(self, batch: pa.RecordBatch) -> None:
         """Feed the next rows; `batch` must have exactly the schema the hasher was made with."""

@@ -69,7 +69,7 @@ def ingest_file(
         )
     if size == 0:
         raise ValidationFailed(f"{filename!r} is empty: expected a header row and data rows")
-    if _format_of(path, filename) == "parquet":
+    if _format_of(path, filename, size) == "parquet":
         return _ingest_parquet(path, filename, out_dir, types or {})
     return ingest_csv(path, filename, out_dir, types or {}, block_size)
 
@@ -139,7 +139,7 @@ def dataframe_to_parquet_bytes(df: Any) -> bytes:
 # Format
 
 
-def _format_of(path: Path, filename: str) -> str:
+def _format_of(path: Path, filename: str, size: int) -> str:
     lower = filename.lower()
     if lower.endswith((".parquet", ".pq")):
         return "parquet"
@@ -148,7 +148,7 @@ def _format_of(path: Path, filename: str) -> str:
     # A name without a known extension is still fine when the bytes say Parquet.
     with open(path, "rb") as f:
         head = f.read(4)
-        f.seek(max(path.stat().st_size - 4, 0))
+        f.seek(max(size - 4, 0))
         tail = f.read(4)
     if head == _PARQUET_MAGIC and tail == _PARQUET_MAGIC:
         return "parquet"

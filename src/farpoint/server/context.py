@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from farpoint.core import keys
 from farpoint.server.blobs.store import BlobStore
@@ -32,6 +33,10 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.device_writes = GroupCommit(self.db, "farpoint-device-writes")
+
+    def now(self) -> datetime:
+        """The app clock's current time, aware UTC (tests inject the clock)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @property
     def signing_key_id(self) -> str:

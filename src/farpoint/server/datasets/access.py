@@ -27,7 +27,7 @@ _WRITERS = frozenset({Role.DATA_SCIENTIST})
 def team_name(s: Session, dataset: Dataset) -> str | None:
     if dataset.team_id is None:
         return None
-    team = next((t for t in identity_repo.list_teams(s) if t.id == dataset.team_id), None)
+    team = identity_repo.team_by_id(s, dataset.team_id)
     return team.name if team else None
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from farpoint.core.errors import NotFound
 from farpoint.server.datasets import repository as repo
-from farpoint.server.datasets.analysis import sensitive_columns
+from farpoint.server.datasets.analysis import redact_profile, sensitive_columns
 from farpoint.server.datasets.tables import Dataset, DatasetContract, DatasetVersion
 from farpoint.wire.datasets import ContractOut, QualityOut
 
@@ -71,10 +71,8 @@ def profile_of(dataset: Dataset, v: DatasetVersion) -> dict[str, Any]:
     return v.profile
 
 
-def contract_of(s: Session, name: str, version: int | None = None) -> ContractOut:
-    dataset = repo.dataset_by_name(s, name)
-    if dataset is None:
-        raise NotFound(f"dataset {name!r} does not exist")
+def contract_of(s: Session, dataset: Dataset, version: int | None = None) -> ContractOut:
+    name = dataset.name
     c = repo.contract(s, dataset.id, version) if version else repo.latest_contract(s, dataset.id)
     if c is None:
         raise NotFound(
@@ -110,11 +108,5 @@ def compare(dataset: Dataset, a: DatasetVersion, b: DatasetVersion, path: Path) 
         "old": f"{dataset.name}@{a.version}",
         "new": f"{dataset.name}@{b.version}",
         "schema_changes": schema_diff(a.columns, b.columns),
-        "columns": {c: _scalars(x) if c in sensitive else x for c, x in columns.items()},
+        "columns": redact_profile({"columns": columns}, sensitive)["columns"],
     }
-
-
-def _scalars(d: Any) -> Any:
-    return (
-        {k: v for k, v in d.items() if not isinstance(v, dict | list)} if isinstance(d, dict) else d
-    )

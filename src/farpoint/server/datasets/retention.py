@@ -6,27 +6,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
 
 from farpoint.server.audit import service as audit
 from farpoint.server.context import AppContext
 from farpoint.server.datasets import privacy
 
-__all__ = ["RetentionTimer", "sweep_once"]
+__all__ = ["RetentionTimer", "sweep", "sweep_once"]
 
 log = logging.getLogger(__name__)
 ACTOR = "system:retention"
 
 
+def sweep(s: Session, ctx: AppContext, actor: str) -> list[str]:
+    """Purge every expired version's rows, audited as `actor`, and commit; then delete the
+    blobs no version refers to any more. The references of the versions purged."""
+    refs, stale = privacy.sweep_retention(s, ctx.now())
+    for ref in refs:
+        audit.record(s, ctx, actor, "dataset.version.expire", ref)
+    s.commit()
+    privacy.delete_unreferenced(s, ctx.blobs, stale)
+    return refs
+
+
 def sweep_once(ctx: AppContext) -> list[str]:
-    """Purge every expired version's rows; the references of those purged."""
-    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    """One pass of the timer, in a session of its own."""
     with ctx.db.session() as s:
-        refs, stale = privacy.sweep_retention(s, now)
-        for ref in refs:
-            audit.record(s, ctx, ACTOR, "dataset.version.expire", ref)
-        s.commit()
-        privacy.delete_unreferenced(s, ctx.blobs, stale)
+        refs = sweep(s, ctx, ACTOR)
     if refs:
         log.info("retention purged the rows of %s", ", ".join(refs))
     return refs

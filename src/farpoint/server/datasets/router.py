@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +11,14 @@ from fastapi import APIRouter, Depends, Form, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from farpoint.core.errors import NotFound, PayloadTooLarge, ValidationFailed
+from farpoint.core.errors import PayloadTooLarge, ValidationFailed
 from farpoint.server.audit import service as audit
 from farpoint.server.auth import Principal, Requires
 from farpoint.server.context import AppContext
 from farpoint.server.datasets import access, classification, contracts, lineage, privacy, service
 from farpoint.server.datasets import repository as repo
-from farpoint.server.datasets.tables import Dataset, DatasetErasure
+from farpoint.server.datasets.retention import sweep
+from farpoint.server.datasets.tables import DatasetErasure
 from farpoint.server.deps import Ctx, DbSession
 from farpoint.server.pagination import Limit, decode_cursor, next_cursor
 from farpoint.wire.common import ColumnRole, Name, Page, Role
@@ -45,10 +45,6 @@ Anyone = Annotated[Principal, Depends(Requires())]
 Scientist = Annotated[Principal, Depends(Requires(Role.DATA_SCIENTIST))]
 RowReader = Annotated[Principal, Depends(Requires(Role.DATA_SCIENTIST, Role.AI_ENGINEER))]
 Sweeper = Annotated[Principal, Depends(Requires(Role.DATA_SCIENTIST, Role.MLOPS_ENGINEER))]
-
-
-def _now(ctx: AppContext) -> datetime:
-    return datetime.fromtimestamp(ctx.clock(), UTC)
 
 
 def _work_dir(ctx: AppContext) -> Path:
@@ -104,13 +100,6 @@ def parse_roles(raw: str) -> dict[str, ColumnRole]:
         ) from exc
 
 
-def _dataset(s: DbSession, name: str) -> Dataset:
-    dataset = repo.dataset_by_name(s, name)
-    if dataset is None:
-        raise NotFound(f"dataset {name!r} does not exist")
-    return dataset
-
-
 @router.post("/datasets/{name}/versions", status_code=201)
 def upload_version(
     name: Name,
@@ -142,7 +131,7 @@ def upload_version(
             types=column_types,
             team=team,
             actor=p.user,
-            now=_now(ctx),
+            now=ctx.now(),
             work_dir=work,
             max_bytes=ctx.settings.max_upload_bytes,
         )
@@ -167,7 +156,7 @@ def list_datasets(
 
 @router.get("/datasets/{name}")
 def get_dataset(name: str, _p: Anyone, s: DbSession) -> DatasetOut:
-    return service.dataset_out(s, _dataset(s, name))
+    return service.dataset_out(s, service.dataset_named(s, name))
 
 
 @router.get("/datasets/{name}/versions")
@@ -266,14 +255,14 @@ def compare_versions(
 
 @router.get("/datasets/{name}/contract")
 def get_contract(name: str, _p: Anyone, s: DbSession, version: int | None = None) -> ContractOut:
-    return contracts.contract_of(s, name, version)
+    return contracts.contract_of(s, service.dataset_named(s, name), version)
 
 
 @router.put("/datasets/{name}/contract")
 def set_contract(
     name: str, body: ContractUpdate, p: Scientist, s: DbSession, ctx: Ctx
 ) -> ContractOut:
-    dataset = _dataset(s, name)
+    dataset = service.dataset_named(s, name)
     access.require_writer(s, p, dataset)
     out = contracts.set_contract(s, dataset, body.yaml, p.user)
     audit.record(
@@ -288,7 +277,7 @@ def set_contract(
 def pseudonymize(
     name: str, version: int, body: PseudonymizeRequest, p: Scientist, s: DbSession, ctx: Ctx
 ) -> DatasetVersionOut:
-    access.require_writer(s, p, _dataset(s, name))
+    access.require_writer(s, p, service.dataset_named(s, name))
     v = privacy.pseudonymize(
         s,
         ctx.blobs,
@@ -296,7 +285,7 @@ def pseudonymize(
         columns=body.columns,
         secret=privacy.pseudonym_secret(ctx.settings.key_dir),
         actor=p.user,
-        now=_now(ctx),
+        now=ctx.now(),
         work_dir=_work_dir(ctx),
     )
     out = service.version_out_of(s, v)
@@ -309,7 +298,7 @@ def pseudonymize(
 def set_retention(
     name: str, body: RetentionUpdate, p: Scientist, s: DbSession, ctx: Ctx
 ) -> DatasetOut:
-    dataset = _dataset(s, name)
+    dataset = service.dataset_named(s, name)
     access.require_writer(s, p, dataset)
     privacy.set_retention(s, dataset, body.days)
     audit.record(
@@ -323,11 +312,7 @@ def set_retention(
 def sweep_retention(p: Sweeper, s: DbSession, ctx: Ctx) -> RetentionSweepOut:
     """Purge the rows of every version past its expiry now (the server also does it on
     its own timer)."""
-    refs, stale = privacy.sweep_retention(s, _now(ctx))
-    for ref in refs:
-        audit.record(s, ctx, p.user, "dataset.version.expire", ref)
-    s.commit()
-    privacy.delete_unreferenced(s, ctx.blobs, stale)
+    refs = sweep(s, ctx, p.user)
     return RetentionSweepOut(purged=refs)
 
 
@@ -349,7 +334,7 @@ def _erasure_out(dataset_name: str, e: DatasetErasure) -> ErasureOut:
 
 @router.post("/datasets/{name}/erasures", status_code=201)
 def erase(name: str, body: ErasureCreate, p: Scientist, s: DbSession, ctx: Ctx) -> ErasureOut:
-    dataset = _dataset(s, name)
+    dataset = service.dataset_named(s, name)
     access.require_writer(s, p, dataset)
     result = privacy.erase(
         s,
@@ -360,7 +345,7 @@ def erase(name: str, body: ErasureCreate, p: Scientist, s: DbSession, ctx: Ctx) 
         reason=body.reason,
         secret=privacy.pseudonym_secret(ctx.settings.key_dir),
         actor=p.user,
-        now=_now(ctx),
+        now=ctx.now(),
         work_dir=_work_dir(ctx),
     )
     out = _erasure_out(name, result.erasure)
@@ -375,7 +360,7 @@ def erase(name: str, body: ErasureCreate, p: Scientist, s: DbSession, ctx: Ctx) 
 
 @router.get("/datasets/{name}/erasures")
 def list_erasures(name: str, _p: Anyone, s: DbSession) -> Page[ErasureOut]:
-    dataset = _dataset(s, name)
+    dataset = service.dataset_named(s, name)
     return Page(items=[_erasure_out(name, e) for e in repo.erasures(s, dataset.id)])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from farpoint.core.errors import Conflict, FarpointError, NotFound, ValidationFailed
+from farpoint.core.errors import Conflict, Gone, NotFound, ValidationFailed
 from farpoint.server.blobs.store import BlobStore
 from farpoint.server.datasets import repository as repo
 from farpoint.server.datasets.access import team_name
@@ -25,6 +25,7 @@ from farpoint.server.datasets.classification import (
     settle,
 )
 from farpoint.server.datasets.contracts import add_contract
+from farpoint.server.datasets.lineage import ref_of
 from farpoint.server.datasets.tables import Dataset, DatasetVersion
 from farpoint.server.identity import repository as identity_repo
 from farpoint.server.refs import parse_reference
@@ -36,18 +37,12 @@ from farpoint.wire.datasets import (
 )
 
 __all__ = [
-    "Gone",
     "check_roles",
+    "dataset_named",
     "register_version",
     "resolve",
     "version_out",
 ]
-
-
-class Gone(FarpointError):
-    status = 410
-    code = "gone"
-    title = "Gone"
 
 
 def _quality_summary(v: DatasetVersion) -> QualitySummary | None:
@@ -95,13 +90,8 @@ def version_out_of(s: Session, v: DatasetVersion) -> DatasetVersionOut:
     """`version_out` with the parent's reference looked up."""
     dataset = repo.dataset_by_id(s, v.dataset_id)
     assert dataset is not None
-    parent_ref = None
-    if v.parent_id is not None:
-        parent = repo.version_by_id(s, v.parent_id)
-        if parent is not None:
-            pd = repo.dataset_by_id(s, parent.dataset_id)
-            parent_ref = f"{pd.name if pd else '?'}@{parent.version}"
-    return version_out(dataset, v, parent_ref)
+    parent = repo.version_by_id(s, v.parent_id) if v.parent_id is not None else None
+    return version_out(dataset, v, ref_of(s, parent) if parent is not None else None)
 
 
 def dataset_out(s: Session, d: Dataset) -> DatasetOut:
@@ -249,12 +239,17 @@ def register_version(
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def resolve(s: Session, ref: str) -> tuple[Dataset, DatasetVersion]:
-    """`NAME@VERSION` (or `NAME` for the latest) to its rows; NotFound names what is missing."""
-    name, number = parse_reference(ref, "dataset")
+def dataset_named(s: Session, name: str) -> Dataset:
     dataset = repo.dataset_by_name(s, name)
     if dataset is None:
         raise NotFound(f"dataset {name!r} does not exist")
+    return dataset
+
+
+def resolve(s: Session, ref: str) -> tuple[Dataset, DatasetVersion]:
+    """`NAME@VERSION` (or `NAME` for the latest) to its rows; NotFound names what is missing."""
+    name, number = parse_reference(ref, "dataset")
+    dataset = dataset_named(s, name)
     number = number or repo.latest_version_number(s, dataset.id)
     v = repo.version(s, dataset.id, number)
     if v is None:

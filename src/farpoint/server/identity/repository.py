@@ -26,6 +26,10 @@ def team_by_name(s: Session, name: str) -> Team | None:
     return s.scalars(select(Team).where(Team.name == name)).one_or_none()
 
 
+def team_by_id(s: Session, team_id: int) -> Team | None:
+    return s.get(Team, team_id)
+
+
 def list_teams(s: Session) -> Sequence[Team]:
     return s.scalars(select(Team).order_by(Team.id)).all()
 
