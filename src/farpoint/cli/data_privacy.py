@@ -14,7 +14,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from farpoint.cli import render
-from farpoint.cli.datasets import Ref, dataset_app, review_hint
+from farpoint.cli.datasets import Ref, dataset_app, plural, review_hint
 from farpoint.cli.params import Json
 from farpoint.cli.session import client
 from farpoint.wire.datasets import ErasureOut
@@ -61,10 +61,6 @@ def pseudonymize(
         render.console.print(Text("  " + line))
 
 
-def _days(n: int) -> str:
-    return f"{n} day" + ("" if n == 1 else "s")
-
-
 @dataset_app.command("retention")
 def retention(
     ctx: typer.Context,
@@ -92,8 +88,9 @@ def retention(
     else:
         render.console.print(
             Text(
-                f"{name}: the rows of each version expire {_days(d.retention_days)} after it was "
-                "registered (the server purges them on its timer, or `farpoint dataset sweep`)",
+                f"{name}: the rows of each version expire {plural(d.retention_days, 'day')} "
+                "after it was registered (the server purges them on its timer, or "
+                "`farpoint dataset sweep`)",
                 style="green",
             )
         )

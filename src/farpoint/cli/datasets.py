@@ -19,7 +19,15 @@ from farpoint.cli.params import Json, check_ref, parse_pairs
 from farpoint.cli.session import client
 from farpoint.wire.datasets import DatasetVersionOut, QualitySummary
 
-__all__ = ["FailOn", "Ref", "dataset_app", "quality_failed", "quality_line", "review_hint"]
+__all__ = [
+    "FailOn",
+    "Ref",
+    "dataset_app",
+    "plural",
+    "quality_failed",
+    "quality_line",
+    "review_hint",
+]
 
 dataset_app = typer.Typer(help="Governed datasets and their versions.", no_args_is_help=True)
 
@@ -60,7 +68,8 @@ def quality_failed(q: QualitySummary | None, fail_on: FailOn | None) -> bool:
     return not q.passed or q.errors > 0 or (fail_on is FailOn.WARNING and q.warnings > 0)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """`1 error`, `2 errors`."""
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
@@ -69,7 +78,7 @@ def quality_line(v: DatasetVersionOut) -> Text:
     q = v.quality
     if q is None:
         return Text("no quality report (registered before reports existed)", style="dim")
-    counts = f"{_plural(q.errors, 'error')}, {_plural(q.warnings, 'warning')}"
+    counts = f"{plural(q.errors, 'error')}, {plural(q.warnings, 'warning')}"
     if not q.passed or q.errors:
         return Text(f"{render.FAIL} failed · {counts}", style="red")
     if q.warnings:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "BATCH_ROWS",
     "column_kind",
     "json_value",
     "non_null_numbers",
@@ -24,6 +25,9 @@ __all__ = [
     "validity_mask",
     "value_counts",
 ]
+
+BATCH_ROWS = 65_536
+"""Rows per batch of every streamed pass (profile, validation, quality)."""
 
 _TYPE_NAMES = {
     "double": "float64",

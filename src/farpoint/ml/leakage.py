@@ -271,11 +271,13 @@ def _label_codes(target: pa.Array, classes: pa.Array) -> tuple[np.ndarray, np.nd
 
 
 def _categories_ok(col: Mapping[str, Any], limits: Mapping[str, float]) -> bool:
-    if col.get("private") or not col.get("distinct_exact"):
-        return False
-    if col.get("distinct", 0) > limits["max_categories"]:
-        return False
-    return not id_like(col, limits)
+    """Exactly counted, not private and few enough categories (id-like columns are
+    skipped before this is asked)."""
+    return (
+        not col.get("private")
+        and bool(col.get("distinct_exact"))
+        and col.get("distinct", 0) <= limits["max_categories"]
+    )
 
 
 def id_like(col: Mapping[str, Any], limits: Mapping[str, float]) -> bool:

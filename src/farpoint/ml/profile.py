@@ -24,7 +24,7 @@ Values of `pii` and `id` columns never enter a profile: only counts, distinct an
 
 The pieces live beside this module: `columns` (reading Arrow batches), `hashes` (64-bit
 value hashes), `binning` (edges and counting), `column_stats` (the pass-1 accumulators)
-and `profile_compare` (`compare_profiles`); their public names stay importable from here.
+and `profile_compare` (`compare_profiles`); the names callers use are importable from here.
 `Profiler` lets one read of the file feed a profile and other accumulators at once
 (`farpoint.ml.registration`).
 """
@@ -38,19 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farpoint.core.errors import ValidationFailed
-from farpoint.ml.binning import Binner, bin_indices, count_into_bins, histogram_edges
+from farpoint.ml.binning import Binner, count_into_bins, histogram_edges
 from farpoint.ml.column_stats import ColumnStats, NumbersMemo, ValueCounts
-from farpoint.ml.columns import (
-    json_value,
-    non_null_numbers,
-    raw_numbers,
-    stream_batches,
-    type_name,
-    validity_mask,
-    value_counts,
-)
+from farpoint.ml.columns import BATCH_ROWS, non_null_numbers, stream_batches, type_name
 from farpoint.ml.hashes import value_hashes
-from farpoint.ml.profile_compare import FORMAT, NOISE_P_VALUE, compare_profiles, edges_fingerprint
+from farpoint.ml.profile_compare import FORMAT, compare_profiles, edges_fingerprint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,29 +51,18 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_ROWS",
     "DISTINCT_CAP",
-    "FORMAT",
-    "NOISE_P_VALUE",
     "PRIVATE_ROLES",
     "QUANTILE_SAMPLE",
     "ROLES",
     "TOP_CATEGORIES",
     "Profiler",
-    "bin_indices",
     "compare_profiles",
     "count_into_bins",
-    "edges_fingerprint",
-    "json_value",
-    "non_null_numbers",
     "profile_parquet",
-    "raw_numbers",
-    "stream_batches",
     "type_name",
-    "validity_mask",
-    "value_counts",
     "value_hashes",
 ]
 
-BATCH_ROWS = 65_536
 DISTINCT_CAP = 10_000
 """Distinct values are counted exactly up to this many, then reported as "at least"."""
 TOP_CATEGORIES = 50
@@ -135,7 +116,8 @@ class Profiler:
                 raise ValidationFailed(
                     f"unknown role {role!r} for column {name!r}; roles: {sorted(ROLES)}"
                 )
-        self.path, self.reference, self.batch_size = path, reference, batch_size
+        self.path, self.schema = path, schema
+        self.reference, self.batch_size = reference, batch_size
         self.row_count = pq.read_metadata(path).num_rows
         self.memo = NumbersMemo(MEMO_BYTES)
         self.cols: dict[str, ColumnStats] = {}
@@ -157,10 +139,6 @@ class Profiler:
         self.rate = sample / self.row_count if self.row_count > sample else None
         self.quantile_method = "exact" if self.rate is None else f"bernoulli sample of ~{sample}"
         self.rng = np.random.default_rng(_SEED)
-
-    def hashed(self) -> list[str]:
-        """Columns whose `value_hashes` `add` uses (the private ones)."""
-        return [n for n, c in self.cols.items() if c.private]
 
     def add(self, batch: pa.RecordBatch, hashes: Mapping[str, np.ndarray] | None = None) -> None:
         """Pass 1 over one batch; `hashes` holds `value_hashes` of some of its columns."""

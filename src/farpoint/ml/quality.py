@@ -29,25 +29,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farpoint.ml.columns import stream_batches
+from farpoint.ml.columns import BATCH_ROWS, stream_batches
 from farpoint.ml.hashes import value_hashes
-from farpoint.ml.leakage import (
-    ID_LIKE_MIN_ROWS,
-    LEAKAGE_MIN_ROWS,
-    MAX_LABEL_CLASSES,
-    LeakagePass,
-    id_like,
-    label_classes,
-)
+from farpoint.ml.leakage import LeakagePass, id_like, label_classes
 from farpoint.ml.validation import validate_parquet
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "ID_LIKE_MIN_ROWS",
-    "LEAKAGE_MIN_ROWS",
-    "MAX_LABEL_CLASSES",
     "THRESHOLDS",
     "DuplicateRows",
     "label_of",
@@ -56,7 +46,6 @@ __all__ = [
     "report_checks",
 ]
 
-BATCH_ROWS = 65_536
 THRESHOLDS: dict[str, float] = {
     # share of missing values (null or NaN) above which a column is flagged (warning)
     "missing_share": 0.05,

@@ -28,7 +28,7 @@ from farpoint.ml.column_stats import ExactDistinct
 from farpoint.ml.columns import stream_batches
 from farpoint.ml.hashes import value_hashes
 from farpoint.ml.leakage import LeakagePass
-from farpoint.ml.profile import BATCH_ROWS, Profiler
+from farpoint.ml.profile import BATCH_ROWS, Profiler, profile_parquet
 from farpoint.ml.quality import (
     DuplicateRows,
     label_of,
@@ -36,7 +36,7 @@ from farpoint.ml.quality import (
     quality_report,
     report_checks,
 )
-from farpoint.ml.validation import Validator
+from farpoint.ml.validation import Validator, validate_parquet
 
 __all__ = ["RowsReport", "analyze_rows"]
 
@@ -60,16 +60,14 @@ def analyze_rows(
 ) -> RowsReport:
     """Profile, validate against `contract` (or against `infer(profile)` when None) and
     judge quality, as `profile_parquet`, `validate_parquet` and `quality_report` would."""
-    import pyarrow.parquet as pq
-
     profiler = Profiler(path, roles, batch_size=batch_size)
-    schema = pq.read_schema(path)
+    schema = profiler.schema
     names = list(dict.fromkeys(c["name"] for c in columns))
     if not set(names) <= set(schema.names):
         # A column the file lacks: let quality_report raise what it raises.
-        profile = _profile_alone(profiler)
+        profile = profile_parquet(path, roles, batch_size=batch_size)
         known = dict(contract) if contract is not None else infer(profile)
-        validation = _validate(path, schema, profiler.row_count, known, batch_size)
+        validation = validate_parquet(path, known, batch_size=batch_size)
         quality = quality_report(
             path,
             columns=columns,
@@ -123,26 +121,6 @@ def analyze_rows(
         names, roles, profile, known, validation, limits, duplicates.count(), leakage.scores()
     )
     return RowsReport(profile, known, validation, quality)
-
-
-def _profile_alone(profiler: Profiler) -> dict[str, Any]:
-    for batch in stream_batches(
-        profiler.path, profiler.columns, profiler.batch_size, profiler.dictionary
-    ):
-        profiler.add(batch)
-    return profiler.finish()
-
-
-def _validate(
-    path: Path, schema: Any, rows: int, contract: Mapping[str, Any], batch_size: int
-) -> dict[str, Any]:
-    validator = Validator(schema, rows, contract)
-    offset = 0
-    if validator.columns:
-        for batch in stream_batches(path, validator.columns, batch_size, validator.dictionary):
-            validator.add(batch, offset)
-            offset += batch.num_rows
-    return validator.finish(path, batch_size)
 
 
 def _reuse_hashes(validator: Validator, profiler: Profiler) -> None:

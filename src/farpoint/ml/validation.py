@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from farpoint.ml.column_stats import ExactDistinct
 from farpoint.ml.columns import (
+    BATCH_ROWS,
     json_value,
     raw_numbers,
     stream_batches,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKS", "Validator", "arrow_type", "validate_parquet"]
 
-BATCH_ROWS = 65_536
 CHECKS = ("missing_column", "extra_column", "type", "nullable", "in_range", "isin", "unique")
 """Failure kinds of `validate_parquet`, in the order they are reported per column."""
 

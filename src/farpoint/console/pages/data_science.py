@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from farpoint.console.layout import open_view
+from farpoint.console.pages.dataset_columns import plural
 from farpoint.console.session import Api
 from farpoint.console.widgets import (
     empty_state,
@@ -73,10 +74,6 @@ def _draw(board: _Board) -> None:
         _evaluation_card(evaluation)
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _governance(dataset: DatasetOut, version: DatasetVersionOut) -> None:
     """Quality, pending reviews, retention: what needs the data scientist's attention."""
     q = version.quality
@@ -84,11 +81,11 @@ def _governance(dataset: DatasetOut, version: DatasetVersionOut) -> None:
         if q is None:
             ui.badge("no quality report", color="grey-6").classes("quality-badge")
         elif not q.passed or q.errors:
-            ui.badge(f"quality: {_count(q.errors, 'error')}", color="negative").classes(
+            ui.badge(f"quality: {plural(q.errors, 'error')}", color="negative").classes(
                 "quality-badge"
             )
         elif q.warnings:
-            ui.badge(f"quality: {_count(q.warnings, 'warning')}", color="orange-8").classes(
+            ui.badge(f"quality: {plural(q.warnings, 'warning')}", color="orange-8").classes(
                 "quality-badge"
             )
         else:
@@ -102,7 +99,7 @@ def _governance(dataset: DatasetOut, version: DatasetVersionOut) -> None:
     retention = (
         "no retention period"
         if dataset.retention_days is None
-        else f"rows expire {_count(dataset.retention_days, 'day')} after registration"
+        else f"rows expire {plural(dataset.retention_days, 'day')} after registration"
     )
     if not version.rows_available:
         retention = f"rows purged ({version.purge_reason or 'purged'})"

@@ -20,6 +20,7 @@ __all__ = [
     "VERDICT_COLOURS",
     "bin_labels",
     "drift_section",
+    "plural",
     "profile_section",
     "quality_section",
 ]
@@ -44,6 +45,11 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 _BIN_START_JS = "v => v.startsWith('[') ? v.slice(1, v.indexOf(',')) : v"
 _CHARTS = 60
 """Column histograms drawn at most; `farpoint dataset profile` shows every column."""
+
+
+def plural(n: int, word: str) -> str:
+    """`1 error`, `2 errors`."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 # -- quality -------------------------------------------------------------------------------
@@ -290,29 +296,31 @@ def profile_section(
     with ui.grid(columns=3).classes("w-full gap-3"):
         for name, stats in list(columns.items())[:_CHARTS]:
             # The version's roles, not the profile's: a review may have changed them since.
-            role = str(roles.get(name, stats.get("role", "feature")))
-            with ui.card().props("flat bordered").classes("gap-1 profile-card"):
-                with ui.row().classes("items-center gap-2 no-wrap"):
-                    ui.label(name).classes("text-subtitle2 text-weight-bold")
-                    ui.label(str(stats.get("dtype", ""))).classes("text-caption text-grey-7")
-                    ui.space()
-                    ui.chip(role, color=ROLE_COLOURS.get(role, "grey-7"), text_color="white").props(
-                        "dense square"
-                    )
-                ui.label(_summary(stats)).classes("text-caption text-grey-8")
-                drawn = None if stats.get("redacted") else _histogram(stats)
-                if stats.get("redacted"):
-                    ui.label(_redacted_because(role)).classes(
-                        "text-caption text-red-8 redacted h-36"
-                    )
-                elif drawn is None:
-                    ui.label("no histogram for this type").classes("text-caption text-grey-6 h-36")
-                else:
-                    _bars(*drawn)
+            _profile_card(name, stats, str(roles.get(name, stats.get("role", "feature"))))
     if len(columns) > _CHARTS:
         ui.label(f"{len(columns) - _CHARTS} more columns: farpoint dataset profile {ref}").classes(
             "text-caption text-grey-7"
         )
+
+
+def _profile_card(name: str, stats: dict[str, Any], role: str) -> None:
+    with ui.card().props("flat bordered").classes("gap-1 profile-card"):
+        with ui.row().classes("items-center gap-2 no-wrap"):
+            ui.label(name).classes("text-subtitle2 text-weight-bold")
+            ui.label(str(stats.get("dtype", ""))).classes("text-caption text-grey-7")
+            ui.space()
+            ui.chip(role, color=ROLE_COLOURS.get(role, "grey-7"), text_color="white").props(
+                "dense square"
+            )
+        ui.label(_summary(stats)).classes("text-caption text-grey-8")
+        if stats.get("redacted"):
+            ui.label(_redacted_because(role)).classes("text-caption text-red-8 redacted h-36")
+            return
+        drawn = _histogram(stats)
+        if drawn is None:
+            ui.label("no histogram for this type").classes("text-caption text-grey-6 h-36")
+        else:
+            _bars(*drawn)
 
 
 def _bars(labels: list[str], counts: list[int]) -> None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from farpoint.console.layout import open_view
 from farpoint.console.pages.dataset_columns import (
     drift_section,
+    plural,
     profile_section,
     quality_section,
 )
@@ -31,6 +32,7 @@ from farpoint.core.errors import FarpointError, NotFound
 from farpoint.sdk import Client
 from farpoint.wire.datasets import (
     ClassificationOut,
+    ColumnFinding,
     ContractOut,
     DatasetOut,
     DatasetVersionOut,
@@ -99,16 +101,12 @@ def _load(name: str, number: int | None) -> Callable[[Client], _Detail]:
 # -- header --------------------------------------------------------------------------------
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _quality_badge(v: DatasetVersionOut) -> None:
     q = v.quality
     if q is None:
         ui.badge("no quality report", color="grey-6").classes("quality-badge")
         return
-    text = f"{_count(q.errors, 'error')} · {_count(q.warnings, 'warning')}"
+    text = f"{plural(q.errors, 'error')} · {plural(q.warnings, 'warning')}"
     if not q.passed or q.errors:
         ui.badge(f"quality failed · {text}", color="negative").classes("quality-badge")
     elif q.warnings:
@@ -145,7 +143,7 @@ def _facts(d: _Detail) -> None:
                    f"{stamp(v.created_at)}"),
         ("Stored rows", _stored_rows(v)),
         ("Retention", "no retention period" if d.dataset.retention_days is None
-                      else f"{_count(d.dataset.retention_days, 'day')} after registration"),
+                      else f"{plural(d.dataset.retention_days, 'day')} after registration"),
         ("Contract", "—" if v.contract_version is None
                      else f"validated against contract version {v.contract_version}"),
     ]  # fmt: skip
@@ -177,7 +175,7 @@ def _header(d: _Detail) -> None:
         _quality_badge(v)
         if v.pending_classification:
             ui.badge(
-                _count(len(v.pending_classification), "column") + " to review", color="orange-8"
+                plural(len(v.pending_classification), "column") + " to review", color="orange-8"
             ).classes("pending-badge")
         ui.space()
         options = {x.version: f"version {x.version} · {stamp(x.created_at)}" for x in d.versions}
@@ -212,38 +210,38 @@ def _classification(d: _Detail, may_review: bool, review: Review) -> None:
         return
     # Those still waiting for a decision first.
     for f in sorted(c.findings, key=lambda f: (f.status != "proposed", f.column)):
-        role_now = str(c.roles.get(f.column, "feature"))
-        with (
-            ui.card().props("flat bordered").classes("w-full finding"),
-            ui.row().classes("w-full items-center gap-3 no-wrap"),
-        ):
-            with ui.column().classes("gap-0 grow"):
-                with ui.row().classes("items-center gap-2"):
-                    ui.label(f.column).classes("text-subtitle2 text-weight-bold finding-column")
-                    ui.label(f"proposed: {f.role} ({f.kind}, {f.confidence:.0%} confident)")
-                    ui.label("· role now").classes("text-caption text-grey-7")
-                    ui.chip(
-                        role_now, color=ROLE_COLOURS.get(role_now, "grey-7"), text_color="white"
-                    ).props("dense square").classes(f"role-now role-{role_now}")
-                ui.label(f"{f.evidence} (evidence from {f.source})").classes(
-                    "text-caption text-grey-8"
-                )
-            if f.status != "proposed":
-                colour = "positive" if f.status == "accepted" else "grey-6"
-                ui.badge(f"{f.status} by {f.reviewed_by or '?'}", color=colour).classes(
-                    "finding-status"
-                )
-                continue
-            accept = ui.button(
-                f"Accept as {f.role}", on_click=lambda col=f.column: review(c.ref, col, True)
+        _finding(c, f, may_review, review)
+
+
+def _finding(c: ClassificationOut, f: ColumnFinding, may_review: bool, review: Review) -> None:
+    role_now = str(c.roles.get(f.column, "feature"))
+    with (
+        ui.card().props("flat bordered").classes("w-full finding"),
+        ui.row().classes("w-full items-center gap-3 no-wrap"),
+    ):
+        with ui.column().classes("gap-0 grow"):
+            with ui.row().classes("items-center gap-2"):
+                ui.label(f.column).classes("text-subtitle2 text-weight-bold finding-column")
+                ui.label(f"proposed: {f.role} ({f.kind}, {f.confidence:.0%} confident)")
+                ui.label("· role now").classes("text-caption text-grey-7")
+                ui.chip(
+                    role_now, color=ROLE_COLOURS.get(role_now, "grey-7"), text_color="white"
+                ).props("dense square").classes(f"role-now role-{role_now}")
+            ui.label(f"{f.evidence} (evidence from {f.source})").classes("text-caption text-grey-8")
+        if f.status != "proposed":
+            colour = "positive" if f.status == "accepted" else "grey-6"
+            ui.badge(f"{f.status} by {f.reviewed_by or '?'}", color=colour).classes(
+                "finding-status"
             )
-            reject = ui.button("Reject", on_click=lambda col=f.column: review(c.ref, col, False))
-            accept.props("unelevated dense no-caps color=primary")
-            reject.props("flat dense no-caps color=grey-8")
-            if not may_review:
-                for button in (accept, reject):
-                    button.disable()
-                    button.tooltip("Reviewing needs the data-scientist role")
+            return
+        accept = ui.button(f"Accept as {f.role}", on_click=lambda: review(c.ref, f.column, True))
+        reject = ui.button("Reject", on_click=lambda: review(c.ref, f.column, False))
+        accept.props("unelevated dense no-caps color=primary")
+        reject.props("flat dense no-caps color=grey-8")
+        if not may_review:
+            for button in (accept, reject):
+                button.disable()
+                button.tooltip("Reviewing needs the data-scientist role")
 
 
 # -- contract, comparison, lineage ---------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from farpoint.server.datasets import repository as repo
 from farpoint.server.datasets.lineage import affected_by, ref_of
 from farpoint.server.datasets.service import resolve, rows_blob, store_version
 from farpoint.server.datasets.tables import Dataset, DatasetErasure, DatasetVersion
+from farpoint.server.signing import write_private_once
 
 __all__ = [
     "ErasureResult",
@@ -44,22 +44,8 @@ def pseudonym_secret(key_dir: Path) -> bytes:
     """The server's pseudonymization secret, made on first use (0600 under the key dir).
     Each dataset gets its own key derived from it."""
     path = key_dir / _SECRET_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    key_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    fd, tmp = tempfile.mkstemp(dir=key_dir)
-    with os.fdopen(fd, "wb") as out:
-        out.write(secret)
-    os.chmod(tmp, 0o600)
-    try:
-        os.link(tmp, path)  # another request may have made it first: keep theirs
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
+    if not path.exists():
+        write_private_once(path, secrets.token_bytes(32))
     return path.read_bytes()
 
 

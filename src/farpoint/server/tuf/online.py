@@ -22,6 +22,7 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
 from farpoint.core import keys
+from farpoint.server.signing import write_private_once
 
 __all__ = ["ONLINE_ROLES", "OnlineKeys", "online_keys", "prepare_rotation", "settle"]
 
@@ -78,20 +79,9 @@ def _path(key_dir: Path, role: str, nxt: bool = False) -> Path:
 def _load_or_create(path: Path) -> keys.PrivateKey:
     if path.exists():
         return keys.load_private_key(path.read_bytes())
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = keys.generate_private_key()
-    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(keys.private_key_pem(key))
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        os.link(tmp, path)  # fails if another process created it first
-    except FileExistsError:
+    if not write_private_once(path, keys.private_key_pem(key)):
         return keys.load_private_key(path.read_bytes())
-    finally:
-        os.unlink(tmp)
     log.warning("created the online TUF key %s; keep FARPOINT_HOME/keys private", path)
     return key
 
