@@ -186,6 +186,9 @@ def test_rows_are_for_the_owning_team(api, token_for, admin_token):
         admin.download_dataset("icu-vitals@1")  # the admin role alone reads no rows
     admin.add_team_member("icu", outsider.me().user)
     assert outsider.download_dataset("icu-vitals@1")[:4] == b"PAR1"
+    # Every read of rows is on the audit log, by whom; refused reads read nothing.
+    reads = [e for e in admin.audit_entries() if e.action == "dataset.version.read"]
+    assert [(e.actor, e.subject) for e in reads] == [(outsider.me().user, "icu-vitals@1")]
 
 
 def test_pseudonymized_version_keeps_joins_and_lineage(api, token_for):
@@ -234,6 +237,27 @@ def test_retention_purges_rows_and_keeps_the_record(api, token_for, clock):
     with pytest.raises(FarpointError, match="purged") as err:
         ds.download_dataset("vitals@1")
     assert err.value.status == 410
+
+
+def test_the_server_timer_purges_expired_rows_on_its_own(api, app, token_for, clock):
+    from farpoint.server.datasets.retention import ACTOR, sweep_once
+
+    ds = _client(api, token_for("data-scientist"))
+    ds.upload_dataset("vitals", vitals.generate(n_rows=50, seed=4), roles=vitals.COLUMN_ROLES)
+    ds.set_retention("vitals", 1)
+    assert sweep_once(app.state.ctx) == []
+    clock[0] += 1.5 * DAY
+    assert sweep_once(app.state.ctx) == ["vitals@1"]
+    assert not ds.get_dataset_version("vitals@1").rows_available
+    with app.state.ctx.db.session() as s:
+        from sqlalchemy import select
+
+        from farpoint.server.audit.tables import AuditEvent
+
+        actors = s.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "dataset.version.expire")
+        ).all()
+    assert actors == [ACTOR]
 
 
 def test_erasure_purges_every_version_and_lists_what_used_the_rows(api, token_for):

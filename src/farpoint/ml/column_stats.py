@@ -72,7 +72,7 @@ class ExactDistinct:
         if self.sorted is None:
             hashes = np.concatenate(self.parts) if self.parts else np.zeros(0, np.uint64)
             self.parts = []
-            # Sorting beats np.unique's hash table on a million uint64 by a factor of five.
+            # A sort, then neighbour comparisons: no hash table of a million uint64 to build.
             hashes.sort()
             self.sorted = hashes
         return self.sorted

@@ -70,10 +70,9 @@ MAX_CLASSES = 1_000
 """A label with more distinct values than this gets no class counts (a regression target)."""
 QUANTILE_SAMPLE = 100_000
 MEMO_BYTES = 16 << 20
-"""Numbers kept in memory between the two passes; beyond this, the numeric columns are read
-again. On the million-row file of benchmarks/ingest.py, 16 MiB (two million numbers) left
-`analyze` 143-147 MB of working memory against 170-182 MB with 64 MiB, in about the same
-time (three alternating runs each, 2026-12-03)."""
+"""Numbers kept in memory between the two passes (two million); beyond this, the numeric
+columns are read again. Reading a few Parquet columns again is cheap next to holding them:
+benchmarks/ingest.py prints the peak memory and time this budget gives."""
 OUTLIER_IQR = 3.0
 """Tukey's far-out fences: q25 - 3 IQR and q75 + 3 IQR (mean +- 4 std when the IQR is 0)."""
 QUANTILES = (
