@@ -148,7 +148,7 @@ async def _authenticate(request: Request, allow_pending: bool) -> SignedDevice:
             f"{HEADER_SIGNATURE})"
         )
     body = await _read_body(request)
-    found = await run_in_threadpool(_lookup, ctx, device_id)
+    found = await ctx.db.read(_lookup, ctx, device_id)
     if found is None:
         raise Unauthorized(f"device {device_id!r} is not enrolled; enroll it first")
     name, pem, last_seen_at, state = found

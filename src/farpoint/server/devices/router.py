@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from farpoint.core import digest as digests
 from farpoint.core.errors import NotFound
@@ -157,7 +156,7 @@ async def desired_state(
     touched = (
         ctx.device_writes.submit(lambda s: repo.touch(s, device.id, seen)) if stale else None
     )  # written meanwhile, by the device writer
-    state = await run_in_threadpool(_current_state, ctx, device)
+    state = await ctx.db.read(_current_state, ctx, device)
     if touched is not None:
         await asyncio.wrap_future(touched)
     known = _unquote_etag(if_none_match)
@@ -166,7 +165,7 @@ async def desired_state(
         if remaining <= 0:
             return Response(status_code=304, headers=_etag_header(state.etag))
         await ctx.notifier.wait(min(recheck_interval(ctx.notifier.waiting), remaining), device.id)
-        state = await run_in_threadpool(_current_state, ctx, device, True)
+        state = await ctx.db.read(_current_state, ctx, device, True)
     return JSONResponse(state.model_dump(mode="json"), headers=_etag_header(state.etag))
 
 
@@ -178,7 +177,7 @@ def _envelope(ctx: AppContext, device_id: str, release_id: int) -> dict[str, obj
 @router.get("/devices/self/releases/{release_id}/manifest")
 async def release_manifest(release_id: int, device: SignedDeviceDep, ctx: Ctx) -> dict[str, Any]:
     """The DSSE envelope of a release manifest desired for this device."""
-    return await run_in_threadpool(_envelope, ctx, device.id, release_id)
+    return await ctx.db.read(_envelope, ctx, device.id, release_id)
 
 
 def _attestations(ctx: AppContext, device_id: str, release_id: int) -> list[dict[str, object]]:
@@ -191,7 +190,7 @@ async def release_attestations(
     release_id: int, device: SignedDeviceDep, ctx: Ctx
 ) -> dict[str, list[dict[str, object]]]:
     """Approvals and test results of a release desired for this device (DSSE envelopes)."""
-    found = await run_in_threadpool(_attestations, ctx, device.id, release_id)
+    found = await ctx.db.read(_attestations, ctx, device.id, release_id)
     return {"attestations": found}
 
 
@@ -229,7 +228,7 @@ async def blob(
     """A blob of a release desired for this device; `Range: bytes=N-` resumes a download."""
     if not digests.is_digest(digest):
         raise NotFound(f"{digest!r} is not a sha256:<hex> content address")
-    await run_in_threadpool(_check_blob, ctx, device.id, digest)
+    await ctx.db.read(_check_blob, ctx, device.id, digest)
     size = ctx.blobs.size(digest)
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{digest}"'}
     media = "application/octet-stream"
