@@ -14,6 +14,7 @@ __all__ = [
     "add_metadata",
     "director_of",
     "latest",
+    "latest_head",
     "metadata_version",
     "replace_director",
     "trust_file",
@@ -25,6 +26,19 @@ __all__ = [
 def latest(s: Session, role: str) -> TufMetadata | None:
     q = select(TufMetadata).where(TufMetadata.role == role)
     return s.scalars(q.order_by(TufMetadata.version.desc()).limit(1)).one_or_none()
+
+
+def latest_head(s: Session, role: str) -> tuple[int, str, datetime] | None:
+    """(version, digest, expires) of a role's latest version, without its bytes: what the
+    frequent checks need (is it due for re-signing, which root is current)."""
+    q = (
+        select(TufMetadata.version, TufMetadata.digest, TufMetadata.expires)
+        .where(TufMetadata.role == role)
+        .order_by(TufMetadata.version.desc())
+        .limit(1)
+    )
+    row = s.execute(q).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def metadata_version(s: Session, role: str, version: int) -> TufMetadata | None:

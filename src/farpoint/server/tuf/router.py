@@ -207,7 +207,7 @@ async def get_target(
     range_: Annotated[str | None, Header(alias="range")] = None,
 ) -> Response:
     """A target file: trust files, release manifests, and models (resumable with Range)."""
-    data, digest = await run_in_threadpool(_target, ctx, path)
+    data, digest = await ctx.db.read(_target, ctx, path)
     if data is not None:
         return Response(data, media_type=_JSON, headers=_NO_STORE)
     assert digest is not None
@@ -268,7 +268,7 @@ async def _signed_director(ctx: AppContext, device_id: str) -> bytes:
 @router.get("/director/targets.json", response_class=Response)
 async def get_director_targets(device: SignedDeviceDep, ctx: Ctx) -> Response:
     """The calling device's director metadata; who is asking comes from the signature."""
-    data = await run_in_threadpool(_stored_director, ctx, device.id)
+    data = await ctx.db.read(_stored_director, ctx, device.id)
     if data is None:
         data = await _signed_director(ctx, device.id)
     return Response(data, media_type=_JSON, headers=_NO_STORE)

@@ -90,9 +90,25 @@ def _named_online(root_bytes: bytes) -> dict[str, frozenset[str]]:
     return named
 
 
+_NAMED_BY_ROOT: dict[str, dict[str, frozenset[str]]] = {}
+"""`_named_online` of the roots seen, by digest: the latest root's bytes are read only
+when a new root appears (every director request asks which key signs)."""
+
+
 def _named_by_latest_root(s: Session) -> dict[str, frozenset[str]] | None:
-    row = repo.latest(s, "root")
-    return None if row is None else _named_online(row.data)
+    head = repo.latest_head(s, "root")
+    if head is None:
+        return None
+    version, digest, _expires = head
+    named = _NAMED_BY_ROOT.get(digest)
+    if named is None:
+        row = repo.metadata_version(s, "root", version)
+        assert row is not None  # its head was just read in this session
+        named = _named_online(row.data)
+        if len(_NAMED_BY_ROOT) > 16:  # roots rotate rarely; never grow without bound
+            _NAMED_BY_ROOT.clear()
+        _NAMED_BY_ROOT[digest] = named
+    return named
 
 
 def signer_for(s: Session, ctx: AppContext, role: str) -> Any:
@@ -526,15 +542,17 @@ def refresh_if_due(s: Session, ctx: AppContext) -> bool:
 
     Checked together: a snapshot re-signed after a client read the timestamp would not
     match it, so whenever the snapshot is due, both are re-signed at once."""
-    snapshot, timestamp = repo.latest(s, "snapshot"), repo.latest(s, "timestamp")
+    snapshot, timestamp = repo.latest_head(s, "snapshot"), repo.latest_head(s, "timestamp")
     if snapshot is None or timestamp is None:
         return False
     now = now_of(ctx)
-    if snapshot.expires - now < SNAPSHOT_LIFETIME / 2:
+    if snapshot[2] - now < SNAPSHOT_LIFETIME / 2:
         _resign(s, ctx, now, "server")
         return True
-    if timestamp.expires - now < TIMESTAMP_LIFETIME / 2:
-        _sign_timestamp(s, ctx, snapshot, "server", now)
+    if timestamp[2] - now < TIMESTAMP_LIFETIME / 2:
+        current = repo.latest(s, "snapshot")
+        assert current is not None  # its head was just read in this session
+        _sign_timestamp(s, ctx, current, "server", now)
         return True
     return False
 
