@@ -95,3 +95,58 @@ def token_for(api, admin_token) -> Callable[..., str]:  # type: ignore[no-untype
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def cli(api, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """Run `farpoint ...` with its client wired to the in-process app: `cli(token, *args,
+    input=None)` returns click's result. The CLI's state lives under the test's tmp_path and
+    its tables print 160 columns wide (the console measured its width when first imported,
+    maybe by another test in this worker, so it is set on the console)."""
+    from typer.testing import CliRunner
+
+    from farpoint.cli import main as cli_main
+    from farpoint.cli import render
+    from farpoint.sdk import Client
+
+    transport = api._transport
+    monkeypatch.setattr(
+        cli_main,
+        "make_client",
+        lambda server, token: Client("http://testserver", token, transport=transport),
+    )
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(render.console, "_width", 160)
+    runner = CliRunner()
+
+    def run(token, *args, input=None):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli_main.app, ["--token", token, *args], input=input)
+
+    return run
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's Chromium driven by Playwright (never a downloaded browser), for the console
+    tests in tests/e2e."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed"
+    )
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -13,12 +13,9 @@ import pytest
 from flow_helpers import upload_csv
 from release_fixtures import enroll_device, make_release
 from sqlalchemy import select, text
-from typer.testing import CliRunner
 
-import farpoint.cli.main as cli_main
 from conftest import bearer
 from farpoint.core import audit_chain, dsse, keys
-from farpoint.sdk import Client
 from farpoint.server.audit import repository as audit_repo
 from farpoint.server.audit import service as audit_service
 from farpoint.server.audit.tables import AuditCheckpoint, AuditEvent
@@ -30,21 +27,6 @@ def clock(app):
     now = [time.time()]
     app.state.ctx.clock = lambda: now[0]
     return now
-
-
-@pytest.fixture
-def cli(api, monkeypatch, tmp_path):
-    transport = api._transport
-    monkeypatch.setattr(
-        cli_main, "make_client", lambda server, token: Client(server, token, transport=transport)
-    )
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    runner = CliRunner()
-
-    def run(token, *args):
-        return runner.invoke(cli_main.app, ["--token", token, *args])
-
-    return run
 
 
 def _entries(api, token):

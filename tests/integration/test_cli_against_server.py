@@ -5,29 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-import farpoint.cli.main as cli_main
 from farpoint.sdk import Client
 
 vitals = pytest.importorskip("farpoint.examples.vitals")
-
-
-@pytest.fixture
-def cli(api, monkeypatch):
-    """Run `farpoint ...` with its client wired to the in-process app."""
-    transport = api._transport
-
-    def make_client(server, token):
-        return Client("http://testserver", token, transport=transport)
-
-    monkeypatch.setattr(cli_main, "make_client", make_client)
-    runner = CliRunner()
-
-    def run(token, *args):
-        return runner.invoke(cli_main.app, ["--token", token, *args])
-
-    return run
 
 
 def test_pipeline_gate_exit_codes(api, cli, token_for, tmp_path):

@@ -8,36 +8,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from sqlalchemy import select
-from typer.testing import CliRunner
-
-import farpoint.cli.main as cli_main
-from farpoint.cli import render
-from farpoint.sdk import Client
 
 ROLE_ARGS = ["--role", "mrn=id", "--role", "sex=protected", "--role", "deteriorated=label"]
-
-
-@pytest.fixture
-def cli(api, monkeypatch):  # type: ignore[no-untyped-def]
-    """Run `farpoint ...` with its client wired to the in-process app."""
-    transport = api._transport
-
-    def make_client(server: str, token: str | None) -> Client:
-        return Client("http://testserver", token, transport=transport)
-
-    monkeypatch.setattr(cli_main, "make_client", make_client)
-    # A terminal wide enough for the tables to read; the console measured its width when
-    # first imported (maybe by another test in this worker), so set it on the console.
-    monkeypatch.setattr(render.console, "_width", 160)
-    runner = CliRunner()
-
-    def run(token: str, *args: str) -> Any:
-        return runner.invoke(cli_main.app, ["--token", token, *args])
-
-    return run
 
 
 def write_vitals(
@@ -282,3 +256,20 @@ def test_bad_input_is_refused_with_what_to_fix(cli: Any, token_for: Any, tmp_pat
     reader = token_for("business")
     r = cli(reader, "dataset", "classify", "vitals", "--accept", "email")
     assert r.exit_code == 1 and "data-scientist" in r.output
+
+
+def test_an_admin_adds_a_user_to_a_team_from_the_command_line(
+    cli: Any, admin_token: str, token_for: Any
+) -> None:
+    assert cli(admin_token, "team", "create", "icu").exit_code == 0
+    assert cli(admin_token, "user", "create", "ben", "--role", "data-scientist").exit_code == 0
+    r = cli(admin_token, "team", "add-member", "icu", "ben")
+    assert r.exit_code == 0, r.output
+    assert "ben is now a member of team icu" in r.output
+    users = json.loads(cli(admin_token, "user", "list", "--json").output)
+    assert [u["teams"] for u in users if u["name"] == "ben"] == [["icu"]]
+
+    r = cli(admin_token, "team", "add-member", "nowhere", "ben")
+    assert r.exit_code == 1 and "nowhere" in r.output
+    r = cli(token_for("data-scientist"), "team", "add-member", "icu", "ben")
+    assert r.exit_code == 1  # only an admin adds members

@@ -5,30 +5,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from release_fixtures import Device, enrollment_token
-from typer.testing import CliRunner
 
-import farpoint.cli.main as cli_main
 from conftest import bearer
 from farpoint.core import keys
-from farpoint.sdk import Client
-
-
-@pytest.fixture
-def cli(api, monkeypatch):
-    transport = api._transport
-    monkeypatch.setattr(
-        cli_main,
-        "make_client",
-        lambda server, token: Client("http://testserver", token, transport=transport),
-    )
-    runner = CliRunner()
-
-    def run(token: str, *args: str):
-        return runner.invoke(cli_main.app, ["--token", token, *args])
-
-    return run
 
 
 def _enroll(app, api, token: str, name: str) -> Device:

@@ -9,9 +9,7 @@ import stat
 
 import pytest
 from trust_helpers import COMMIT, build_world, envelope_for, tampered
-from typer.testing import CliRunner
 
-import farpoint.cli.main as cli_main
 from conftest import bearer
 from farpoint.core import intoto, keys
 from farpoint.core.errors import Conflict, Forbidden, SignatureError
@@ -216,21 +214,11 @@ def test_forgeries_and_false_claims_are_refused_and_nothing_is_stored(api, world
 
 
 @pytest.fixture
-def cli(api, monkeypatch, tmp_path):
-    transport = api._transport
-    monkeypatch.setattr(
-        cli_main,
-        "make_client",
-        lambda server, token: Client("http://testserver", token, transport=transport),
-    )
+def cli(cli, monkeypatch, tmp_path):
+    """The shared `cli`, with its signing keys in the test's own directory."""
     monkeypatch.setenv("FARPOINT_KEYS_DIR", str(tmp_path / "cli-keys"))
     monkeypatch.setenv("KEY_PASS", PASS)
-    runner = CliRunner()
-
-    def run(token, *args, input=None):
-        return runner.invoke(cli_main.app, ["--token", token, *args], input=input)
-
-    return run
+    return cli
 
 
 def test_cli_keys_create_is_encrypted_and_approve_works(cli, world, tmp_path):

@@ -11,29 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from release_fixtures import enroll_device, make_release
 from rollout_helpers import Clock, fleet, healthy, report
-from typer.testing import CliRunner
 
-import farpoint.cli.main as cli_main
 from conftest import bearer
-from farpoint.sdk import Client
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def cli(api, monkeypatch):
-    transport = api._transport
-    monkeypatch.setattr(
-        cli_main,
-        "make_client",
-        lambda server, token: Client("http://testserver", token, transport=transport),
-    )
-    runner = CliRunner()
-
-    def run(token, *args):
-        return runner.invoke(cli_main.app, ["--token", token, *args])
-
-    return run
 
 
 def _later(fn, delay_s=0.3, once=None):

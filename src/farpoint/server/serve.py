@@ -63,19 +63,12 @@ def run_server(
         ssl_keyfile=str(files.key) if files else None,
     )
     server = uvicorn.Server(config)
-    _tune_runtime()
+    _tune_gc()
     server.run(sockets=[sock])
 
 
-def _tune_runtime() -> None:
-    """Shorter waits for the GIL, and fewer, cheaper collections, for a long-running server
-    holding a fleet's connections.
-
-    A device's request passes between the event loop, a request thread and the device
-    writer, and every query hands the GIL back when it returns from SQLite; each time, the
-    thread taking over waits until the one holding the GIL reaches the switch interval, 5
-    ms by default, which set the check-ins' tail. 0.5 ms costs a little more switching
-    (`benchmarks/fleet_scale.py` in `docs/benchmarks.md` measured both).
+def _tune_gc() -> None:
+    """Fewer, cheaper collections for a long-running server holding a fleet's connections.
 
     With 10,000 devices kept alive the heap holds some 650,000 tracked objects, and each
     full collection stopped every request for about 0.45 s every 10 to 20 s (seen with a
@@ -84,9 +77,7 @@ def _tune_runtime() -> None:
     every 20,000 new containers instead of 700, and the full collection comes about a
     hundred times less often. Reference counting still frees all but cyclic garbage at once."""
     import gc
-    import sys
 
-    sys.setswitchinterval(0.0005)
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
