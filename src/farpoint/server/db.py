@@ -123,11 +123,12 @@ class WriterLock:
 
     SQLite lets one connection write at a time; a connection that finds the write lock
     taken retries on a timer that sleeps 1 ms, then 2, 5, 10... up to 100 ms between
-    tries, so under steady writes from two server workers (or a worker's device writer and
-    its request threads) a commit can wait 100 ms after the lock was free. Here a
-    transaction takes an exclusive `flock` on a file beside the database before its first
-    write (INSERT, UPDATE, DELETE, REPLACE) and drops it when it commits or rolls back:
-    waiters sleep in the kernel and the next one runs as soon as the lock is released.
+    tries, so under steady writes (the device writer, request threads, the rollout
+    controller, another process on the same file) a commit can wait 100 ms after the lock
+    was free. Here a transaction takes an exclusive `flock` on a file beside the database
+    before its first write (INSERT, UPDATE, DELETE, REPLACE) and drops it when it commits
+    or rolls back: waiters sleep in the kernel and the next one runs as soon as the lock is
+    released.
     Reads take nothing (WAL readers never wait). SQLite's own locking still guards the
     file; a writer this lock does not see (schema migrations, the `sqlite3` shell) is
     waited for by the busy handler as before. Each pooled connection has its own open file
@@ -147,7 +148,6 @@ class WriterLock:
         for name in ("do_commit", "do_rollback"):
             setattr(dialect, name, self._releasing(getattr(dialect, name)))
         event.listen(engine.pool, "close", self._forget)
-        event.listen(engine.pool, "close_detached", self._forget_detached)
 
     def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         info = conn.connection.info  # the pooled DBAPI connection's own dict
@@ -184,9 +184,6 @@ class WriterLock:
         fd = record.info.pop("writer_lock_fd", None)
         if fd is not None:
             os.close(fd)
-
-    def _forget_detached(self, _dbapi_conn: Any) -> None:  # pragma: no cover - never detached
-        pass
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
