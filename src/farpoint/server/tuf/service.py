@@ -8,7 +8,6 @@ the repository does not hold.
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -79,7 +78,6 @@ def keys_of(ctx: AppContext) -> OnlineKeys:
     return online_keys(ctx.settings.key_dir)
 
 
-@functools.lru_cache(maxsize=8)
 def _named_online(root_bytes: bytes) -> dict[str, frozenset[str]]:
     """The key ids a root names for each online role (the director's in its custom field)."""
     root: Root = Metadata[Root].from_bytes(root_bytes).signed
