@@ -61,13 +61,21 @@ class Retry(Exception):
 class Column:
     """What an ingest knows about one CSV column: its type so far and first values seen."""
 
-    __slots__ = ("first", "forced", "kind", "name")
+    __slots__ = ("first", "forced", "kind", "name", "overflow")
 
     def __init__(self, name: str, kind: str, forced: bool) -> None:
         self.name = name
         self.kind = kind
         self.forced = forced
         self.first: dict[str, tuple[int, str]] = {}  # category → (row, value) first seen
+        # The first integer too big for int64, in a column a later decimal may yet make
+        # float64 (which holds it): refused only if the column is still int64 at the end.
+        self.overflow: AtRows | None = None
+
+    def check_finished(self) -> None:
+        """Raise the refusal this column put off until the whole file was read, if any."""
+        if self.overflow is not None:
+            raise self.overflow
 
 
 def plan(columns: list[Column], batch: pa.RecordBatch) -> None:
@@ -187,7 +195,7 @@ def _cast_or_locate(column: Column, values: pa.Array, row0: int) -> pa.Array:
         except pa.ArrowInvalid:
             hi = mid
     bad_row, bad_value = row0 + lo, values[lo].as_py()
-    raise AtRows(
+    problem = AtRows(
         [bad_row],
         lambda where: (
             f"column {column.name!r}: {where[bad_row]} has {bad_value!r}, which "
@@ -196,6 +204,13 @@ def _cast_or_locate(column: Column, values: pa.Array, row0: int) -> pa.Array:
         ),
         column=column.name,
     )
+    if kind == "int64" and not column.forced:
+        # Too big for int64, yet a number: the column becomes float64 if a decimal follows.
+        # The block's values do not matter meanwhile; nothing is kept unless the file ends
+        # with the column still int64, and then this is the refusal.
+        column.overflow = column.overflow or problem
+        return pa.nulls(len(values), target)
+    raise problem
 
 
 @cache

@@ -164,6 +164,8 @@ def _csv_pass(
             row += batch.num_rows
         if sink is None:
             raise ValidationFailed(f"{filename!r} has a header but no data rows")
+        for column in columns:
+            column.check_finished()
         return sink.finish()
     except BaseException:
         if sink is not None:
